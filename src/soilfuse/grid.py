@@ -75,6 +75,9 @@ class Grid:
     """
 
     __slots__ = ("_crs", "_shape", "_transform")
+    _crs: CRS
+    _transform: Affine
+    _shape: tuple[int, int]
 
     def __init__(self, crs: Any, transform: Affine, shape: tuple[int, int]) -> None:
         crs_obj = CRS.from_user_input(crs)
@@ -322,11 +325,11 @@ class Grid:
         if crs is not None and not CRS.from_user_input(crs).equals(self._crs):
             tr = Transformer.from_crs(CRS.from_user_input(crs), self._crs, always_xy=True)
             xv, yv = (np.asarray(v) for v in tr.transform(xv, yv))
-        col_f, row_f = ~self._transform * (xv, yv)
-        col = np.floor(np.asarray(col_f)).astype("int64")
-        row = np.floor(np.asarray(row_f)).astype("int64")
-        inside = (col >= 0) & (col < self._shape[1]) & (row >= 0) & (row < self._shape[0])
-        inside &= np.isfinite(xv) & np.isfinite(yv)
+        col_f, row_f = ~self._transform @ (xv, yv)
+        finite = np.isfinite(col_f) & np.isfinite(row_f)
+        col = np.floor(np.where(finite, col_f, -1.0)).astype("int64")
+        row = np.floor(np.where(finite, row_f, -1.0)).astype("int64")
+        inside = finite & (col >= 0) & (col < self._shape[1]) & (row >= 0) & (row < self._shape[0])
         col = np.where(inside, col, -1)
         row = np.where(inside, row, -1)
         return row, col
@@ -352,8 +355,8 @@ class Grid:
             tr = Transformer.from_crs(region_crs, self._crs, always_xy=True)
             west, south, east, north = tr.transform_bounds(west, south, east, north)
         inv = ~self._transform
-        c0, r0 = inv * (west, north)
-        c1, r1 = inv * (east, south)
+        c0, r0 = inv @ (west, north)
+        c1, r1 = inv @ (east, south)
         eps = 1e-9
         col0 = max(0, int(np.floor(c0 + eps)))
         row0 = max(0, int(np.floor(r0 + eps)))
@@ -376,7 +379,7 @@ class Grid:
         if r1 <= r0 or c1 <= c0:
             msg = f"Empty grid slice rows={rows}, cols={cols}."
             raise GridError(msg)
-        return Grid(self._crs, self._transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0))
+        return Grid(self._crs, self._transform @ Affine.translation(c0, r0), (r1 - r0, c1 - c0))
 
     def nesting_factor(self, coarse: Grid) -> tuple[int, int]:
         """How many of this grid's cells fit in one ``coarse`` cell, as ``(fy, fx)``.
@@ -421,8 +424,10 @@ class Grid:
         else:
             unit = self._crs.axis_info[0].unit_name if self._crs.axis_info else "metre"
             units = "m" if unit in ("metre", "meter") else unit
-            x_attrs = {"standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection", "units": units, "axis": "X"}
-            y_attrs = {"standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection", "units": units, "axis": "Y"}
+            x_attrs = {"standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection"}
+            y_attrs = {"standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection"}
+            x_attrs.update(units=units, axis="X")
+            y_attrs.update(units=units, axis="Y")
         return {
             "y": xr.DataArray(self.y, dims="y", attrs=y_attrs),
             "x": xr.DataArray(self.x, dims="x", attrs=x_attrs),

@@ -73,7 +73,8 @@ _ALL = [
     # meteorological forcing
     _v("t2m", "K", "2 m air temperature", "air_temperature", 180.0, 340.0),
     _v("tp", "mm day-1", "total precipitation", "lwe_precipitation_rate", 0.0, 2000.0),
-    _v("ssrd", "W m-2", "surface downward shortwave radiation", "surface_downwelling_shortwave_flux_in_air", 0.0, 1400.0),
+    _v("ssrd", "W m-2", "surface downward shortwave radiation", "surface_downwelling_shortwave_flux_in_air",
+       0.0, 1400.0),
     _v("ssr", "W m-2", "surface net shortwave radiation", "surface_net_downward_shortwave_flux", 0.0, 1400.0),
     _v("strd", "W m-2", "surface downward longwave radiation", "surface_downwelling_longwave_flux_in_air", 0.0, 800.0),
     _v("u10", "m s-1", "10 m eastward wind", "eastward_wind", -100.0, 100.0),
@@ -86,6 +87,7 @@ _ALL = [
     _v("lst_day", "K", "daytime land surface temperature", "surface_temperature", 180.0, 360.0),
     _v("lst_night", "K", "night-time land surface temperature", "surface_temperature", 180.0, 360.0),
     _v("lst_mean", "K", "mean of day and night land surface temperature", "surface_temperature", 180.0, 360.0),
+    _v("tskin", "K", "skin temperature from passive microwave", "surface_temperature", 180.0, 360.0),
     _v("dtr", "K", "diurnal land surface temperature range (day minus night)", None, -60.0, 80.0),
     _v("ndvi", "1", "normalised difference vegetation index", "normalized_difference_vegetation_index", -1.0, 1.0),
     _v("evi", "1", "enhanced vegetation index", None, -1.0, 1.0),
@@ -102,6 +104,8 @@ _ALL = [
     _v("clay", "%", "clay content", None, 0.0, 100.0),
     _v("land_cover", "1", "land cover class"),
     _v("climate_zone", "1", "climate zone class"),
+    _v("sm_uncertainty", "m3 m-3", "soil moisture retrieval uncertainty (1 sigma)", None, 0.0, 1.0),
+    _v("sm_saturation", "%", "soil moisture as degree of saturation", None, 0.0, 100.0),
     _v("land_fraction", "1", "land fraction of the cell", "land_area_fraction", 0.0, 1.0),
 ]
 
