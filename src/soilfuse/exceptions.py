@@ -8,8 +8,8 @@ The CLI catches :class:`SoilfuseError` and prints its message as one line.
 from __future__ import annotations
 
 __all__ = [
-    "ConfigError",
     "CRSMismatchError",
+    "ConfigError",
     "DataError",
     "GridError",
     "MissingVariableError",
