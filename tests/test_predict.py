@@ -46,7 +46,9 @@ def test_cube_to_frame__row_order_and_broadcast() -> None:
     assert df["doy"].iloc[-1] == 2
 
 
-@pytest.mark.parametrize("chunks", [{"time": 3, "y": 4, "x": 6}, {"time": 10, "y": 7, "x": 10}, {"time": 1, "y": 2, "x": 3}])
+@pytest.mark.parametrize(
+    "chunks", [{"time": 3, "y": 4, "x": 6}, {"time": 10, "y": 7, "x": 10}, {"time": 1, "y": 2, "x": 3}]
+)
 def test_predict_cube__lazy_and_chunk_invariant(chunks: dict[str, int]) -> None:
     cube = _cube(chunks=chunks)
     calls = []

@@ -160,7 +160,8 @@ def predict_cube(
     result = xr.map_blocks(block_fn, cube, template=template)
     # map_blocks turns every template coordinate into block outputs; put the in-memory
     # non-index coords back so that computing one block does not pull in others
-    result = result.assign_coords({k: cube.coords[k] for k in result.coords if k not in result.dims and k in cube.coords})
+    static = {k: cube.coords[k] for k in result.coords if k not in result.dims and k in cube.coords}
+    result = result.assign_coords(static)
     return result.assign_coords(depth) if depth is not None else result
 
 
