@@ -133,6 +133,10 @@ _ALIASES: Mapping[str, str] = {
     "%": "%", "percent": "%",
     "m2 m-2": "m2 m-2", "m2/m2": "m2 m-2", "m^2/m^2": "m2 m-2", "m**2 m**-2": "m2 m-2",
     "degree": "degree", "degrees": "degree", "deg": "degree",
+    "j m-2": "J m-2", "j m**-2": "J m-2", "j m^-2": "J m-2",
+    "(0 - 1)": "1", "0-1": "1",
+    "kg m-2": "kg m-2", "kg m**-2": "kg m-2",
+    "m of water equivalent": "m",
 }
 
 # (from, to) -> (scale, offset): to = from * scale + offset
