@@ -32,7 +32,7 @@ from pyproj import CRS, Transformer
 from soilfuse._typing import EaseResolution, FloatArray, IntArray, Region
 from soilfuse.exceptions import CRSMismatchError, GridError
 
-__all__ = ["EASE2_GRIDS", "Grid", "block_id", "crs_of", "grid_mapping_attrs"]
+__all__ = ["EASE2_GRIDS", "Grid", "crs_of", "grid_mapping_attrs"]
 
 #: Official EASE-Grid 2.0 global (EPSG:6933) definitions: cell size (m), rows, columns.
 #: The map extent is the same for every resolution: x in +-17,367,530.445 m and
@@ -536,37 +536,6 @@ def crs_of(obj: xr.Dataset | xr.DataArray) -> CRS:
         "soilfuse.io.with_grid(ds, grid)."
     )
     raise GridError(msg)
-
-
-def block_id(lon: Any, lat: Any, size: float = 1.0) -> IntArray:
-    """Spatial block of each point: ``floor(lat / size)``, ``floor(lon / size)`` as one integer.
-
-    Stations sharing a block id are kept on the same side of a spatial split
-    (Wang et al. 2025 use 1° blocks). The id is
-    ``(floor(lat/size) + 50000) * 100000 + (floor(lon/size) + 50000)``.
-
-    Parameters
-    ----------
-    lon, lat : array_like
-        Coordinates in degrees.
-    size : float
-        Block edge in degrees.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-
-    Examples
-    --------
-    >>> int(block_id(146.4, -34.2)[0]) == (-35 + 50000) * 100000 + (146 + 50000)
-    True
-    """
-    if size <= 0:
-        msg = f"block size must be a positive number of degrees; got {size}."
-        raise GridError(msg)
-    iy = np.floor(np.atleast_1d(np.asarray(lat, dtype="float64")) / size).astype("int64")
-    ix = np.floor(np.atleast_1d(np.asarray(lon, dtype="float64")) / size).astype("int64")
-    return (iy + 50000) * 100000 + (ix + 50000)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from soilfuse._typing import FloatArray
 from soilfuse.exceptions import DataError
-from soilfuse.grid import block_id
+from soilfuse.sample import block_id
 
 __all__ = ["LayerCascade"]
 
@@ -243,7 +243,7 @@ class LayerCascade(RegressorMixin, BaseEstimator):
     def _groups(self, Xdf: pd.DataFrame) -> Any:
         if self.coords is None or not set(self.coords) <= set(Xdf.columns):
             return None
-        return block_id(Xdf[self.coords[0]].to_numpy(), Xdf[self.coords[1]].to_numpy(), self.block_size)
+        return block_id(Xdf[self.coords[1]].to_numpy(), Xdf[self.coords[0]].to_numpy(), self.block_size)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

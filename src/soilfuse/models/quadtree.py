@@ -5,7 +5,7 @@ splits the stations into leaves holding at least ``threshold`` stations each. Ev
 leaf gets its own XGBoost model:
 
 1. the leaf's stations are grouped into spatial blocks (``floor(lat/1°)``,
-   ``floor(lon/1°)``, :func:`soilfuse.grid.block_id`);
+   ``floor(lon/1°)``, :func:`soilfuse.sample.block_id`);
 2. ``test_size`` of the blocks (10 % by default, at least one) are held out;
 3. ``n_estimators``, ``max_depth`` and ``learning_rate`` are tuned by
    :class:`~sklearn.model_selection.GridSearchCV` with k-fold spatial-block CV
@@ -52,8 +52,8 @@ from xgboost import XGBRegressor
 
 from soilfuse._typing import FloatArray, IntArray, Region
 from soilfuse.exceptions import DataError
-from soilfuse.grid import block_id
 from soilfuse.models.partition import QuadtreePartition
+from soilfuse.sample import block_id
 
 __all__ = ["PAPER_PARAM_GRID", "QuadtreeEnsemble"]
 
@@ -165,7 +165,7 @@ class QuadtreeEnsemble(RegressorMixin, BaseEstimator):
             raise DataError(msg)
         lon, lat, feats, y_arr = lon[ok], lat[ok], feats[ok], y_arr[ok]
         self._stations_ = np.unique(np.column_stack([lon, lat]), axis=0)
-        blocks = block_id(lon, lat, self.block_size)
+        blocks = block_id(lat, lon, self.block_size)
         rng = np.random.default_rng(self.random_state)
         self.global_model_, _ = self._tune(feats, y_arr, blocks, seed=int(rng.integers(2**31)))
         self.partitions_ = []
