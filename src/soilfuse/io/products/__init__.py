@@ -31,9 +31,12 @@ Usage
 from __future__ import annotations
 
 from soilfuse.io.products.cci import CCI_FLAG_BITS, read_cci
+from soilfuse.io.products.dem import read_dem
 from soilfuse.io.products.era5 import ERA5_LAYERS, ERA5_VARIABLES, read_era5
 from soilfuse.io.products.gldas import GLDAS_LAYERS, read_gldas
 from soilfuse.io.products.lprm import LPRM_BANDS, read_lprm
+from soilfuse.io.products.modis import QC_RULES, qc_good, read_modis
+from soilfuse.io.products.smap import read_ease_land_points, read_smap, smap_points
 
 __all__ = [
     "CCI_FLAG_BITS",
@@ -41,32 +44,15 @@ __all__ = [
     "ERA5_VARIABLES",
     "GLDAS_LAYERS",
     "LPRM_BANDS",
+    "QC_RULES",
+    "qc_good",
     "read_cci",
+    "read_dem",
+    "read_ease_land_points",
     "read_era5",
     "read_gldas",
     "read_lprm",
+    "read_modis",
+    "read_smap",
+    "smap_points",
 ]
-
-# The SMAP, MODIS and DEM readers are written in parallel; until they exist these
-# imports are skipped (the integrator replaces the guards with plain imports).
-try:
-    from soilfuse.io.products.smap import read_smap
-
-    __all__ += ["read_smap"]
-except ModuleNotFoundError as err:  # only a missing module is skipped, never a broken one
-    if err.name != "soilfuse.io.products.smap":
-        raise
-try:
-    from soilfuse.io.products.modis import read_modis
-
-    __all__ += ["read_modis"]
-except ModuleNotFoundError as err:  # only a missing module is skipped, never a broken one
-    if err.name != "soilfuse.io.products.modis":
-        raise
-try:
-    from soilfuse.io.products.dem import read_dem
-
-    __all__ += ["read_dem"]
-except ModuleNotFoundError as err:  # only a missing module is skipped, never a broken one
-    if err.name != "soilfuse.io.products.dem":
-        raise
