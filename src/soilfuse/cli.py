@@ -194,5 +194,24 @@ def _print_outputs(run_dir: Path, outputs: dict[str, Any]) -> None:
 
 
 def _print_twin_summary(paths: dict[str, Any]) -> None:
-    for key, value in paths.items():
-        print(f"  {key}: {value}")
+    import json
+    from collections import Counter
+
+    folders = Counter(str(k).split("/")[0] for k in paths)
+    for folder, n in sorted(folders.items()):
+        print(f"  {folder}: {n} file(s)" if n > 1 else f"  {folder}")
+    info = next((Path(v) for k, v in paths.items() if str(k).endswith("twin.json")), None)
+    if info is not None and info.is_file():
+        figures = json.loads(info.read_text()).get("figures", {})
+        for key, value in _flat(figures).items():
+            print(f"  {key}: {value}")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = round(v, 4) if isinstance(v, float) else v
+    return out

@@ -13,6 +13,13 @@ fold, so no row's upper-layer input was fitted on that row. ``upper="observed"``
 the naive variant for comparison (rows lacking an observed upper value are dropped
 from that depth's training).
 
+``target="offset"`` (not in the paper) makes every model learn a departure instead of
+the temperature itself: the top depth learns ``y − X[offset_feature]`` (e.g. soil minus
+air temperature) and each deeper depth ``y − upper``; predictions add the reference
+back. Tree ensembles cannot extrapolate beyond the targets they saw, so where
+stations miss a climate (e.g. a cold plateau without 0 cm sensors) absolute targets
+are clipped to the training range while departures stay physical.
+
 Targets are a table with one column per depth and NaN where a station does not
 measure that depth; each depth's model is fitted on the rows where it is observed,
 while cross-fitted upper estimates exist for every row.
@@ -77,6 +84,10 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         Longitude/latitude columns used to form 1° blocks for the folds.
     block_size : float
         Block edge (degrees).
+    target : {"absolute", "offset"}
+        Learn temperatures (paper) or departures from the reference (see above).
+    offset_feature : str
+        Column of X that is the reference of the top depth in ``offset`` mode.
     random_state : int, optional
 
     Attributes
@@ -96,6 +107,8 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         cv: int = 5,
         coords: tuple[str, str] | None = ("lon", "lat"),
         block_size: float = 1.0,
+        target: Literal["absolute", "offset"] = "absolute",
+        offset_feature: str = "t2m",
         random_state: int | None = None,
     ) -> None:
         self.estimator = estimator
@@ -105,6 +118,8 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         self.cv = cv
         self.coords = coords
         self.block_size = block_size
+        self.target = target
+        self.offset_feature = offset_feature
         self.random_state = random_state
 
     def fit(self, X: Any, Y: Any) -> LayerCascade:
@@ -118,6 +133,9 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         """
         if self.upper not in ("crossfit", "observed"):
             msg = f"upper must be 'crossfit' or 'observed'; got {self.upper!r}."
+            raise DataError(msg)
+        if self.target not in ("absolute", "offset"):
+            msg = f"target must be 'absolute' or 'offset'; got {self.target!r}."
             raise DataError(msg)
         validate_data(
             self, X, Y, reset=True,
@@ -140,14 +158,16 @@ class LayerCascade(RegressorMixin, BaseEstimator):
             else:
                 train_upper = Yarr[:, d - 1] if self.upper == "observed" else upper
                 Xd = self._inputs(Xdf, train_upper)
-            rows = np.isfinite(y) & (np.isfinite(train_upper) if train_upper is not None else True)
+            ref = self._reference(Xd, train_upper, d)
+            y_fit = y - ref
+            rows = np.isfinite(y_fit) & (np.isfinite(train_upper) if train_upper is not None else True)
             if rows.sum() < 2:
                 msg = f"Depth {name!r} has {int(rows.sum())} usable rows; at least 2 are needed."
                 raise DataError(msg)
-            model = self._new_estimator().fit(Xd[rows], y[rows])
+            model = self._new_estimator().fit(Xd[rows], y_fit[rows])
             self.estimators_.append(model)
             if self.upper == "crossfit" and d < len(self.depths) - 1:
-                upper = self._cross_fit(Xd, y, groups)
+                upper = self._cross_fit(Xd, y_fit, groups) + self._reference(Xd, upper, d)
                 oof[name] = upper
             logger.info("cascade depth %s fitted on %d rows", name, int(rows.sum()))
         self.upper_oof_ = pd.DataFrame(oof, index=Xdf.index)
@@ -183,7 +203,8 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         out = np.empty((len(Xdf), len(self.depths)))
         upper: FloatArray | None = None
         for d, model in enumerate(self.estimators_):
-            out[:, d] = model.predict(self._inputs(Xdf, upper))
+            inputs = self._inputs(Xdf, upper)
+            out[:, d] = model.predict(inputs) + self._reference(inputs, upper, d)
             upper = out[:, d]
         return out[:, 0] if self._single_ else out
 
@@ -196,15 +217,27 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         upper: FloatArray | None = None
         for d, model in enumerate(self.estimators_):
             inputs = self._inputs(Xdf, upper)
+            ref = self._reference(inputs, upper, d)
             if hasattr(model, "predict_rotations"):
                 rot = model.predict_rotations(inputs)
-                mean[:, d], spread[:, d] = rot.mean(axis=0), rot.std(axis=0)
+                mean[:, d], spread[:, d] = rot.mean(axis=0) + ref, rot.std(axis=0)
             else:
-                mean[:, d] = model.predict(inputs)
+                mean[:, d] = model.predict(inputs) + ref
             upper = mean[:, d]
         return mean, spread
 
     # ------------------------------------------------------------------ helpers
+    def _reference(self, Xd: pd.DataFrame, upper: FloatArray | None, d: int) -> FloatArray | float:
+        """What the depth's model learns a departure from (0 for absolute targets)."""
+        if self.target == "absolute":
+            return 0.0
+        if d > 0 and upper is not None:
+            return upper
+        if self.offset_feature not in Xd.columns:
+            msg = f"offset_feature {self.offset_feature!r} is not a column of X; columns are {list(Xd.columns)}."
+            raise DataError(msg)
+        return Xd[self.offset_feature].to_numpy(dtype="float64")
+
     def _new_estimator(self) -> Any:
         if self.estimator is None:
             from soilfuse.models.quadtree import QuadtreeEnsemble
