@@ -1,0 +1,321 @@
+"""Observe a twin world: every observing system at once, and how far each is from the truth.
+
+:func:`observe` runs the station networks (:mod:`.observe_stations`), the reanalysis
+and coarse satellites (:mod:`.observe_grids`) and the MODIS-like products
+(:mod:`.observe_optical`) on a :class:`~soilfuse.twin.world.World` and returns one
+:class:`Observations`. :func:`evaluate` measures each observing system against the
+truth (RMSE, bias, correlation, gap fractions, station and fault counts); these are
+the figures :func:`soilfuse.twin.generate` logs and stores in ``twin.json``.
+
+Usage
+-----
+>>> from soilfuse.twin import TwinConfig, make_world, observe
+>>> world = make_world(TwinConfig.from_size("small"))  # doctest: +SKIP
+>>> obs = observe(world)  # doctest: +SKIP
+>>> figures = evaluate(world, obs)  # doctest: +SKIP
+>>> sorted(figures)  # doctest: +SKIP
+['cci', 'modis', 'reanalysis', 'smap', 'stations']
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from soilfuse.twin.observe_grids import CCIModel, ReanalysisModel, SMAPModel, observe_grids
+from soilfuse.twin.observe_optical import OpticalModel, observe_optical
+from soilfuse.twin.observe_stations import FAULTS, StationErrorModel, observe_stations
+
+__all__ = ["Observations", "evaluate", "observe"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Observations:
+    """What the observing systems of a twin world recorded.
+
+    Attributes
+    ----------
+    stations : pandas.DataFrame
+        Station metadata: ``station_id``, ``network``, ``lat``, ``lon``,
+        ``elevation`` (m), ``land_cover``, ``climate_zone``, ``row``, ``col`` (fine
+        grid cell), ``sand``, ``clay`` (%), ``saturation`` (m3 m-3, 0-30 cm),
+        ``sm_depths``, ``st_depths`` (layer labels joined by ``;``), ``st_sampling``,
+        ``ismn`` (also written as ISMN files).
+    station_obs : pandas.DataFrame
+        Raw sub-daily records: ``station_id``, ``time`` (UTC), ``depth_from``,
+        ``depth_to`` (cm), ``variable`` (``sm``/``st``), ``value`` (m3 m-3 or K),
+        ``flag`` (``G``; ``C01``/``C02`` below 0 or above 0.6 m3 m-3).
+    station_faults : pandas.DataFrame
+        Ground-truth fault labels: ``station_id``, ``variable``, ``depth_from``,
+        ``depth_to``, ``start``, ``end`` (first and last affected record, UTC),
+        ``fault``, ``magnitude``.
+    station_truth : pandas.DataFrame
+        Daily true value of the station's grid cell at every sensor depth.
+    reanalysis : xarray.Dataset
+        ERA5-Land-like daily fields on a 0.1° grid, canonical names and units.
+    cci : xarray.Dataset
+        CCI-like daily soil moisture on a 0.25° grid with ``flag`` and auxiliaries.
+    smap : xarray.Dataset
+        SMAP-like daily AM soil moisture on EASE-Grid 2.0 36 km cells.
+    modis : xarray.Dataset
+        MODIS-like products on the fine grid (lazy; see
+        :func:`soilfuse.twin.observe_optical.observe_optical`).
+    station_sensors : pandas.DataFrame
+        True calibration of every sensor (offset, gain, representativeness bias,
+        noise), for scoring QC and rescaling.
+    truth_on_grids : dict of str to xarray.Dataset
+        Error-free area means of the truth on the ``reanalysis``, ``cci`` and
+        ``smap`` grids.
+    """
+
+    stations: pd.DataFrame
+    station_obs: pd.DataFrame
+    station_faults: pd.DataFrame
+    station_truth: pd.DataFrame
+    reanalysis: xr.Dataset
+    cci: xr.Dataset
+    smap: xr.Dataset
+    modis: xr.Dataset
+    station_sensors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    truth_on_grids: dict[str, xr.Dataset] = field(default_factory=dict)
+
+
+def observe(
+    world: Any,
+    *,
+    stations: StationErrorModel | None = None,
+    reanalysis: ReanalysisModel | None = None,
+    cci: CCIModel | None = None,
+    smap: SMAPModel | None = None,
+    optical: OpticalModel | None = None,
+) -> Observations:
+    """Run every observing system on ``world``.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The world to observe.
+    stations, reanalysis, cci, smap, optical : optional
+        Error models of each system (defaults when None).
+
+    Returns
+    -------
+    Observations
+        Station tables and reanalysis/satellite grids are in memory; the MODIS-like
+        products are lazy (Dask).
+    """
+    tables = observe_stations(world, model=stations)
+    grids = observe_grids(world, reanalysis=reanalysis, cci=cci, smap=smap)
+    modis = observe_optical(world, model=optical)
+    return Observations(
+        stations=tables["stations"],
+        station_obs=tables["observations"],
+        station_faults=tables["faults"],
+        station_truth=tables["truth"],
+        reanalysis=grids["reanalysis"],
+        cci=grids["cci"],
+        smap=grids["smap"],
+        modis=modis,
+        station_sensors=tables["sensors"],
+        truth_on_grids={k: grids[f"{k}_truth"] for k in ("reanalysis", "cci", "smap")},
+    )
+
+
+# ====================================================================== figures
+def _scores(est: Any, ref: Any) -> dict[str, float]:
+    """RMSE, bias (estimate minus reference), Pearson r and sample count over pairs."""
+    a = np.asarray(est, dtype="float64").ravel()
+    b = np.asarray(ref, dtype="float64").ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = int(ok.sum())
+    if n < 3:
+        return {"rmse": float("nan"), "bias": float("nan"), "r": float("nan"), "n": n}
+    d = a[ok] - b[ok]
+    r = np.corrcoef(a[ok], b[ok])[0, 1] if np.std(a[ok]) > 0 and np.std(b[ok]) > 0 else float("nan")
+    return {"rmse": _r(np.sqrt(np.mean(d**2))), "bias": _r(np.mean(d)), "r": _r(r), "n": n}
+
+
+def _r(v: float, digits: int = 4) -> float:
+    return round(float(v), digits)
+
+
+def _sensor_codes(table: pd.DataFrame, sensors: pd.DataFrame) -> np.ndarray:
+    """Row of ``sensors`` (by station, variable and depths) of every row of ``table``; -1 if none.
+
+    Integer keys and a sorted lookup instead of a pandas merge, because the raw
+    record table has tens of millions of rows at demo size.
+    """
+    ids = pd.Index(pd.unique(sensors["station_id"].astype(str)))
+
+    def lookup(series: pd.Series, index: pd.Index) -> np.ndarray:
+        if isinstance(series.dtype, pd.CategoricalDtype):  # map the categories once
+            return np.asarray(index.get_indexer(series.cat.categories.astype(str)))[series.cat.codes.to_numpy()]
+        return np.asarray(index.get_indexer(series.astype(str)))
+
+    def key(df: pd.DataFrame) -> np.ndarray:
+        st_code = lookup(df["station_id"], ids).astype("int64")
+        var = lookup(df["variable"], pd.Index(["sm", "st"])).astype("int64")
+        top = np.rint(df["depth_from"].to_numpy("float64") * 10).astype("int64")
+        bottom = np.rint(df["depth_to"].to_numpy("float64") * 10).astype("int64")
+        k = ((st_code * 2 + var) * 10_000 + top) * 10_000 + bottom
+        return np.where((st_code < 0) | (var < 0), -1, k)
+
+    skeys = key(sensors)
+    order = np.argsort(skeys)
+    rkeys = key(table)
+    pos = np.clip(np.searchsorted(skeys[order], rkeys), 0, len(order) - 1)
+    return np.where(skeys[order][pos] == rkeys, order[pos], -1)
+
+
+def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
+    st, rec, truth = obs.stations, obs.station_obs, obs.station_truth
+    nx = world.static.sizes["x"]
+    east = int((st["col"] >= nx / 2).sum())
+    west = int((st["col"] < nx / 2).sum())
+    times = pd.DatetimeIndex(world.truth["time"].values)
+    ndays = times.size
+    sensors = obs.station_sensors
+    steps = np.where(sensors["sampling"] == "10min", 144, 24) if len(sensors) else np.zeros(0)
+    expected = int(np.sum(steps) * ndays)
+    out: dict[str, Any] = {
+        "n_stations": len(st),
+        "by_network": {str(k): int(v) for k, v in st["network"].value_counts().sort_index().items()},
+        "n_sensors": len(sensors),
+        "n_records": len(rec),
+        "missing_fraction": _r(1 - len(rec) / expected) if expected else float("nan"),
+        "east_half": east,
+        "west_half": west,
+        "faults": {k: int((obs.station_faults["fault"] == k).sum()) for k in (*FAULTS, "frozen")},
+    }
+    # Daily means of the raw records on a (sensor, day) lattice, by bincount.
+    t0 = times.values[0].astype("datetime64[ns]").astype("int64")
+    day_ns = 86_400 * 10**9
+    size = len(sensors) * ndays
+    r_code = _sensor_codes(rec, sensors)
+    r_day = (rec["time"].to_numpy().astype("datetime64[ns]").astype("int64") - t0) // day_ns
+    ok = (r_code >= 0) & (r_day >= 0) & (r_day < ndays)
+    idx = r_code[ok] * ndays + r_day[ok]
+    total = np.bincount(idx, weights=rec["value"].to_numpy("float64")[ok], minlength=size)
+    count = np.bincount(idx, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        daily = total / count
+    ref = np.full(size, np.nan)
+    t_code = _sensor_codes(truth, sensors)
+    t_day = (truth["time"].to_numpy().astype("datetime64[ns]").astype("int64") - t0) // day_ns
+    tok = t_code >= 0
+    ref[t_code[tok] * ndays + t_day[tok]] = truth["value"].to_numpy("float64")[tok]
+    var = np.repeat(sensors["variable"].astype(str).to_numpy(), ndays)
+    for name in ("sm", "st"):
+        sel = var == name
+        out[f"daily_{name}"] = _scores(daily[sel], ref[sel])
+    return out
+
+
+def _gridded_figures(obs: Observations) -> dict[str, Any]:
+    rea, ref = obs.reanalysis, obs.truth_on_grids["reanalysis"]
+    out: dict[str, Any] = {}
+    for name in ("t2m", "tp", "ssrd", "strd", "sd", "e", "pev"):
+        if name in ref:
+            out[name] = _scores(rea[name].values, ref[name].values)
+    for var in ("sm", "st"):
+        for i, label in enumerate(rea["layer"].values):
+            out[f"{var}_{label}"] = _scores(rea[var].values[:, i], ref[var].values[:, i])
+    figures: dict[str, Any] = {"reanalysis": out}
+    cci, cref = obs.cci, obs.truth_on_grids["cci"]
+    land = np.isfinite(cref["sm"].values)
+    flag = cci["flag"].values
+    valid = np.isfinite(cci["sm"].values)
+    figures["cci"] = {
+        **_scores(cci["sm"].values, cref["sm"].values),
+        "valid_fraction": _r(valid[land].mean()) if land.any() else float("nan"),
+        "flag_fraction": {str(b): _r(((flag & b) > 0)[land].mean()) for b in (1, 2, 4, 8, 16)},
+        "no_observation_fraction": _r(((flag == 0) & ~valid)[land].mean()) if land.any() else float("nan"),
+    }
+    sm, sref = obs.smap, obs.truth_on_grids["smap"]
+    sland = np.isfinite(sref["sm"].values)
+    svalid = np.isfinite(sm["sm"].values)
+    frozen = sref["frozen_fraction"].values >= 0.2
+    figures["smap"] = {
+        **_scores(sm["sm"].values, sref["sm"].values),
+        "valid_fraction": _r(svalid[sland].mean()) if sland.any() else float("nan"),
+        "swath_fraction": _r(sref["swath"].values[sland].mean()) if sland.any() else float("nan"),
+        "valid_fraction_frozen": _r(svalid[sland & frozen].mean()) if (sland & frozen).any() else float("nan"),
+        "valid_fraction_unfrozen": _r(svalid[sland & ~frozen].mean()) if (sland & ~frozen).any() else float("nan"),
+        "n_cells": int(sland.any(axis=0).sum()),
+    }
+    return figures
+
+
+def _modis_figures(obs: Observations, world: Any) -> dict[str, Any]:
+    """Cloud, LST and availability figures of the MODIS-like products.
+
+    Daily layers are scored on whole 16-day periods (their Dask chunks), every
+    ``n_periods // 6``-th one for long runs, so that only ~100 days are computed.
+    """
+    m = obs.modis
+    truth = world.truth
+    lengths = m["lst_day"].chunks[0] if m["lst_day"].chunks else (m.sizes["time"],)
+    starts = np.cumsum((0, *lengths))
+    step = max(1, len(lengths) // 6)
+    days = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in range(0, len(lengths), step)])
+
+    def daily(ds: Any, name: str) -> Any:
+        return ds[name].transpose("time", "y", "x").isel(time=days).data
+
+    rain = daily(world.forcing, "tp") > 1.0
+    cloud = daily(m, "cloud")
+    d_day = daily(m, "lst_day") - daily(truth, "lst_day").astype("float32")
+    d_night = daily(m, "lst_night") - daily(truth, "lst_night").astype("float32")
+    lazy = {
+        "cloud": cloud.mean(),
+        "cloud_rain": (cloud & rain).sum() / rain.sum(),
+        "cloud_dry": (cloud & ~rain).sum() / (~rain).sum(),
+        "lst_day_rmse": np.sqrt(np.nanmean(d_day**2)),
+        "lst_day_bias": np.nanmean(d_day),
+        "lst_day_valid": np.isfinite(d_day).mean(),
+        "lst_night_rmse": np.sqrt(np.nanmean(d_night**2)),
+        "lst_night_valid": np.isfinite(d_night).mean(),
+        "other_quality": (daily(m, "qc_day") == 133).mean(),
+        "albedo_valid": np.isfinite(daily(m, "albedo")).mean(),
+        "refl_b1_valid": np.isfinite(daily(m, "refl_b1")).mean(),
+        "ndvi_valid": np.isfinite(m["ndvi"].data).mean(),
+        "lai_valid": np.isfinite(m["lai"].data).mean(),
+    }
+    values = dask.compute(lazy)[0]
+    out: dict[str, Any] = {k: _r(v) for k, v in values.items()}
+    out["days_sampled"] = int(days.size)
+    return out
+
+
+def evaluate(world: Any, obs: Observations) -> dict[str, Any]:
+    """Error figures of every observing system against the truth.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The observed world.
+    obs : Observations
+        What :func:`observe` returned for it.
+
+    Returns
+    -------
+    dict
+        ``stations`` (counts, missing fraction, fault counts, daily-mean scores of the
+        raw records against the cell truth), ``reanalysis`` (RMSE/bias/r per variable
+        and ERA5 layer against the area-mean truth), ``cci`` and ``smap`` (scores,
+        valid and flag fractions, frozen vs unfrozen availability), ``modis`` (cloud
+        fractions overall and on rainy/dry days, LST errors, valid fractions). Plain
+        JSON-serialisable numbers.
+    """
+    figures: dict[str, Any] = {"stations": _station_figures(obs, world)}
+    figures.update(_gridded_figures(obs))
+    figures["modis"] = _modis_figures(obs, world)
+    return figures

@@ -1,0 +1,581 @@
+"""Coarse gridded observing systems of the twin: an ERA5-Land-like reanalysis, ESA CCI-like
+and SMAP-like satellite soil moisture.
+
+All three start from area means of the fine-grid truth and forcing on their own grid
+(:class:`~soilfuse.twin.observe_common.AreaAccumulator`, i.e. the overlap weights of
+:class:`soilfuse.regrid.Regridder` with ``method="mean"``), accumulated tile by tile and
+block of days by block of days, then add the errors the recipes have to overcome:
+
+* **reanalysis** (0.1°, ERA5-Land-like; Muñoz-Sabater et al. 2021): a Gaussian
+  smoothing that lowers the effective resolution to ~25 km, a cold bias that grows
+  with elevation, a wet soil-moisture bias in dry climates, damped soil-moisture
+  anomalies, a one-day lag (phase shift) of soil moisture and temperature, extra light
+  rain; soil layers 0-7, 7-28, 28-100 and 100-289 cm mapped from the truth layers (the
+  90-100 cm layer extended below 1 m, the 40 cm temperature held below 40 cm);
+  evaporation and potential evaporation from the world's (biased), or a
+  Priestley-Taylor estimate when the world has none;
+* **CCI** (0.25° daily, combined product; Dorigo et al. 2017; Liu et al., seed 002 on its
+  gaps): compressed range, retrieval noise, the CCI ``flag`` bits (1 frozen/snow,
+  2 dense vegetation, 4 retrieval failure, 8 above the physical bound, 16 low
+  weight), and days without an overpass as moving, spatially coherent gaps that are
+  more frequent in winter;
+* **SMAP** (EASE-Grid 2.0 36 km, AM descending, as used by Rao et al., seed 004, and
+  Song et al., seed 003): a dry bias and noise, descending swaths 1000 km wide whose seams move
+  every day with the 8-day repeat orbit (a pixel is seen every 2-3 days at these
+  latitudes), frozen/snow, dense-vegetation and radio-frequency-interference
+  dropouts.
+
+Usage
+-----
+>>> from soilfuse.twin.observe_grids import observe_grids
+>>> grids = observe_grids(world)  # doctest: +SKIP
+>>> grids["reanalysis"]["sm"].dims  # doctest: +SKIP
+('time', 'depth', 'y', 'x')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.ndimage import gaussian_filter
+
+from soilfuse._typing import FloatArray, Region
+from soilfuse.grid import Grid
+from soilfuse.io.canonical import with_grid
+from soilfuse.io.cf import depth_coords, variable_attrs
+from soilfuse.twin.fields import SmoothSeries
+from soilfuse.twin.observe_common import (
+    AreaAccumulator,
+    hash_normal,
+    hash_uniform,
+    profile_of,
+    profile_weights,
+    tiles,
+)
+
+__all__ = [
+    "ERA5_LAYERS",
+    "CCIModel",
+    "ReanalysisModel",
+    "SMAPModel",
+    "cci_grid",
+    "observe_grids",
+    "reanalysis_grid",
+    "smap_grid",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ERA5 / ERA5-Land soil layers (top, bottom) in cm.
+ERA5_LAYERS: tuple[tuple[float, float], ...] = ((0, 7), (7, 28), (28, 100), (100, 289))
+_FORCING = ("t2m", "tp", "ssrd", "ssr", "strd", "u10", "v10", "sd", "lai")
+# Evaporation and potential evaporation (mm day-1, positive upward): taken from the world
+# when it provides them, else estimated by Priestley-Taylor from the reanalysis fields.
+_EVAP = ("e", "pev")
+_STREAM: dict[str, int] = {"rea": 201, "cci": 202, "smap": 203, "smap_orbit": 205}
+_SIGMA = 5.670374419e-8  # Stefan-Boltzmann constant, W m-2 K-4
+_LATENT = 2.45e6  # latent heat of vaporisation, J kg-1
+
+
+def _wet_bias() -> dict[int, float]:
+    return {1: 0.08, 2: 0.05, 3: 0.02, 4: 0.0, 5: 0.03}
+
+
+@dataclass(frozen=True)
+class ReanalysisModel:
+    """Errors of the ERA5-Land-like reanalysis.
+
+    Parameters
+    ----------
+    resolution : float
+        Grid spacing in degrees.
+    smooth_cells : float
+        Standard deviation of the Gaussian smoothing, in grid cells.
+    t_lapse_bias : float
+        Temperature bias per km of elevation above the domain mean (K km-1).
+    t_noise_sd : float
+        Daily, spatially smooth temperature error (K).
+    sm_wet_bias : mapping of int to float
+        Soil-moisture bias (m3 m-3) by climate zone (1 arid … 5 cold).
+    sm_damping : float
+        Fraction of the soil-moisture anomaly (about the mean of field capacity and
+        wilting point) the reanalysis keeps.
+    sm_lag : float
+        Weight of the previous day in soil moisture (phase shift).
+    st_lag : float
+        Weight of the previous day in soil temperature.
+    tp_factor : float
+        Multiplicative precipitation bias.
+    tp_drizzle : float
+        Light rain (mm day-1) added wherever the smoothed field has any rain.
+    e_factor, pev_factor : float
+        Multiplicative biases of evaporation and potential evaporation.
+    """
+
+    resolution: float = 0.1
+    smooth_cells: float = 1.0
+    t_lapse_bias: float = -1.2
+    t_noise_sd: float = 0.6
+    sm_wet_bias: Mapping[int, float] = field(default_factory=_wet_bias)
+    sm_damping: float = 0.6
+    sm_lag: float = 0.35
+    st_lag: float = 0.25
+    tp_factor: float = 1.1
+    tp_drizzle: float = 0.3
+    e_factor: float = 1.15
+    pev_factor: float = 0.9
+
+
+@dataclass(frozen=True)
+class CCIModel:
+    """Errors and gaps of the CCI-like combined soil moisture.
+
+    Parameters
+    ----------
+    resolution : float
+        Grid spacing in degrees.
+    gain, offset : float
+        The product is ``gain * truth + offset`` (m3 m-3) before noise.
+    noise_sd : float
+        Retrieval noise (m3 m-3).
+    frozen_fraction : float
+        Frozen share of the footprint from which the pixel is flagged 1.
+    snow_swe : float
+        Snow water equivalent (m) from which the pixel is flagged 1.
+    dense_lai : float
+        Footprint-mean LAI from which the pixel is flagged 2 (dense vegetation).
+    failure_rate : float
+        Probability of a retrieval failure (flag 4).
+    low_weight_rate : float
+        Probability of flag 16 (value kept, noise doubled).
+    gap_fraction : float
+        Mean share of pixels without an observation on a day (moving coherent gaps).
+    gap_winter : float
+        Extra share of such gaps in mid-winter (cosine in day of year).
+    min_coverage : float
+        Smallest land share of a cell for a value.
+    """
+
+    resolution: float = 0.25
+    gain: float = 0.85
+    offset: float = 0.04
+    noise_sd: float = 0.03
+    frozen_fraction: float = 0.2
+    snow_swe: float = 0.005
+    dense_lai: float = 4.0
+    failure_rate: float = 0.03
+    low_weight_rate: float = 0.05
+    gap_fraction: float = 0.2
+    gap_winter: float = 0.15
+    min_coverage: float = 0.5
+
+
+@dataclass(frozen=True)
+class SMAPModel:
+    """Errors and gaps of the SMAP-like 36 km AM (descending) soil moisture.
+
+    Parameters
+    ----------
+    bias : float
+        Additive bias (m3 m-3; SMAP tends to be dry).
+    noise_sd : float
+        Retrieval noise of ``soil_moisture`` (m3 m-3).
+    dca_sd : float
+        Extra noise of ``soil_moisture_dca`` relative to ``soil_moisture`` (m3 m-3).
+    swath_km : float
+        Swath width (km).
+    orbits_per_day : float
+        Orbits per day (14.625 for the 8-day exact repeat).
+    track_tilt : float
+        Longitude shift of a descending ground track per degree of latitude.
+    frozen_fraction, snow_swe, dense_lai : float
+        Thresholds as in :class:`CCIModel`; such pixels are dropped.
+    rfi_rate : float
+        Probability of a radio-frequency-interference dropout.
+    min_coverage : float
+        Smallest land share of a cell for a value.
+    """
+
+    bias: float = -0.02
+    noise_sd: float = 0.03
+    dca_sd: float = 0.01
+    swath_km: float = 1000.0
+    orbits_per_day: float = 14.625
+    track_tilt: float = 0.2
+    frozen_fraction: float = 0.2
+    snow_swe: float = 0.005
+    dense_lai: float = 4.5
+    rfi_rate: float = 0.03
+    min_coverage: float = 0.5
+
+
+# ====================================================================== grids
+def _snap(region: Region, step: float) -> Region:
+    west, east, south, north = region
+    eps = 1e-9
+    return (np.floor(west / step + eps) * step, np.ceil(east / step - eps) * step,
+            np.floor(south / step + eps) * step, np.ceil(north / step - eps) * step)
+
+
+def reanalysis_grid(region: Region, resolution: float = 0.1) -> Grid:
+    """The 0.1° lat-lon grid (edges on multiples of the resolution) covering ``region``."""
+    return Grid.latlon(_snap(region, resolution), resolution)
+
+
+def cci_grid(region: Region, resolution: float = 0.25) -> Grid:
+    """The CCI 0.25° grid (edges on multiples of 0.25°) covering ``region``."""
+    return Grid.latlon(_snap(region, resolution), resolution)
+
+
+def smap_grid(region: Region) -> Grid:
+    """The EASE-Grid 2.0 36 km cells intersecting ``region``."""
+    return Grid.ease2("36km").subset(region)
+
+
+# ====================================================================== main entry
+def observe_grids(
+    world: Any,
+    *,
+    reanalysis: ReanalysisModel | None = None,
+    cci: CCIModel | None = None,
+    smap: SMAPModel | None = None,
+) -> dict[str, xr.Dataset]:
+    """Reanalysis, CCI and SMAP products of a world, with the truth on their grids.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The world.
+    reanalysis, cci, smap : optional
+        Error models; defaults when None.
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        ``reanalysis`` (canonical names and units, ERA5 layers on ``depth``), ``cci``
+        (``sm``, ``sm_uncertainty``, ``flag``, ``t0``, ``dnflag``, ``mode``,
+        ``sensor``, ``freqbandID``), ``smap`` (``sm``, ``sm_dca``), and
+        ``reanalysis_truth``, ``cci_truth``, ``smap_truth``: the error-free area means
+        of the truth on each grid (for scoring).
+    """
+    rea_m = reanalysis or ReanalysisModel()
+    cci_m = cci or CCIModel()
+    smap_m = smap or SMAPModel()
+    cfg = world.config
+    fine = cfg.grid
+    times = pd.DatetimeIndex(world.truth["time"].values)
+    sm, sm_t, sm_b = profile_of(world.truth, "sm")
+    st, st_t, st_b = profile_of(world.truth, "st")
+    w_surf = profile_weights(sm_t, sm_b, [0.0], [5.0])[0]
+    g_rea, g_cci, g_smap = (reanalysis_grid(cfg.region, rea_m.resolution),
+                            cci_grid(cfg.region, cci_m.resolution), smap_grid(cfg.region))
+    acc = {
+        "rea": AreaAccumulator(fine, g_rea, min_coverage=0.5),
+        "cci": AreaAccumulator(fine, g_cci, min_coverage=cci_m.min_coverage),
+        "smap": AreaAccumulator(fine, g_smap, min_coverage=smap_m.min_coverage),
+    }
+    statics = _aggregate_static(world, acc, cfg.tile, rea_m)
+    n_sm, n_st = sm.shape[1], st.shape[1]
+    names = _forcing_names(world)
+    n_ch = n_sm + n_st + len(names) + 1
+    # Blocks of days follow the world's own time chunks (a misaligned block would
+    # decompress the same chunk several times).
+    block = int(sm.chunks[0][0]) if sm.chunks is not None else 32
+    out: dict[str, list[FloatArray]] = {k: [] for k in ("rea", "cci", "smap")}
+    for t0 in range(0, times.size, block):
+        ts = slice(t0, min(times.size, t0 + block))
+        nt = ts.stop - ts.start
+        for key, a in acc.items():
+            a.reset((nt, n_ch if key == "rea" else 4))
+        for rows, cols in tiles(fine.shape, cfg.tile):
+            arr = _load_block(world, names, ts, rows, cols)
+            acc["rea"].add(arr, rows, cols)
+            surf = np.einsum("k,tkyx->tyx", w_surf, arr[:, :n_sm])
+            small = np.stack([surf, arr[:, -1], arr[:, n_sm + n_st + names.index("sd")],
+                              arr[:, n_sm + n_st + names.index("lai")]], axis=1)
+            acc["cci"].add(small, rows, cols)
+            acc["smap"].add(small, rows, cols)
+        for key, a in acc.items():
+            out[key].append(a.result()[0])
+        logger.debug("grids: days %d-%d done", ts.start, ts.stop - 1)
+    rea_fields = np.concatenate(out["rea"], axis=0)
+    rea, rea_truth = _reanalysis(rea_fields, statics["rea"], (sm_t, sm_b), (st_t, st_b), g_rea,
+                                 times, rea_m, cfg.seed)
+    cci_ds, cci_truth = _cci(np.concatenate(out["cci"], axis=0), statics["cci"], g_cci, times,
+                             cci_m, cfg.seed, cfg.region)
+    smap_ds, smap_truth = _smap(np.concatenate(out["smap"], axis=0), g_smap, times, smap_m, cfg.seed)
+    return {"reanalysis": rea, "cci": cci_ds, "smap": smap_ds, "reanalysis_truth": rea_truth,
+            "cci_truth": cci_truth, "smap_truth": smap_truth}
+
+
+def _forcing_names(world: Any) -> tuple[str, ...]:
+    extra = _EVAP if all(v in world.forcing for v in _EVAP) else ()
+    return (*_FORCING, *extra)
+
+
+def _load_block(world: Any, names: tuple[str, ...], ts: slice, rows: slice, cols: slice) -> FloatArray:
+    """Fine channels ``(time, channel, y, x)``: sm layers, st depths, forcing, frozen."""
+    sel = {"time": ts, "y": rows, "x": cols}
+    truth = world.truth[["sm", "st", "frozen"]].isel(sel).load()
+    forcing = world.forcing[list(names)].isel(sel).load()
+    sm, _, _ = profile_of(truth, "sm")
+    st, _, _ = profile_of(truth, "st")
+    parts = [np.asarray(sm.values, "float32"), np.asarray(st.values, "float32")]
+    parts += [np.asarray(forcing[v].transpose("time", "y", "x").values, "float32")[:, None] for v in names]
+    parts.append(np.asarray(truth["frozen"].transpose("time", "y", "x").values, "float32")[:, None])
+    return np.concatenate(parts, axis=1)
+
+
+def _aggregate_static(world: Any, acc: Mapping[str, AreaAccumulator], tile: int,
+                      rea_m: ReanalysisModel) -> dict[str, dict[str, FloatArray]]:
+    """Area means of the static maps each product needs."""
+    static = world.static
+    cz = np.asarray(static["climate_zone"].values)
+    wet = np.vectorize(lambda z: rea_m.sm_wet_bias.get(int(z), 0.0))(cz) if cz.size else cz
+    water = np.asarray(static["water_fraction"].values, "float64") if "water_fraction" in static \
+        else (np.asarray(static["land_cover"].values) == 5).astype("float64")
+    fc, fc_t, fc_b = profile_of(static, "field_capacity")
+    wp, _, _ = profile_of(static, "wilting_point")
+    por, _, _ = profile_of(static, "porosity")
+    w_era = profile_weights(fc_t, fc_b, [a for a, _ in ERA5_LAYERS], [b for _, b in ERA5_LAYERS])
+    w_surf = profile_weights(fc_t, fc_b, [0.0], [5.0])
+    ref = 0.5 * (np.tensordot(w_era, np.asarray(fc.values), 1) + np.tensordot(w_era, np.asarray(wp.values), 1))
+    fields = np.concatenate([
+        np.asarray(static["elevation"].values, "float64")[None], wet[None], 1.0 - water[None], ref,
+        np.tensordot(w_era[:1], np.asarray(fc.values), 1), np.tensordot(w_era[:1], np.asarray(wp.values), 1),
+        np.tensordot(w_surf, np.asarray(por.values), 1),
+    ])
+    names = ["elevation", "wet_bias", "land_fraction", *[f"ref{i}" for i in range(len(ERA5_LAYERS))],
+             "fc1", "wp1", "porosity"]
+    result: dict[str, dict[str, FloatArray]] = {}
+    for key, a in acc.items():
+        a.reset((fields.shape[0],))
+        for rows, cols in tiles(world.config.grid.shape, tile):
+            a.add(fields[:, rows, cols], rows, cols)
+        mean, frac = a.result()
+        result[key] = dict(zip(names, mean, strict=True))
+        result[key]["coverage"] = a.coverage()
+        result[key]["land_fraction"] = np.where(np.isfinite(mean[2]), mean[2] * frac[2], 0.0)
+    return result
+
+
+# ====================================================================== reanalysis
+def _smooth(values: FloatArray, sigma: float) -> FloatArray:
+    """NaN-aware Gaussian smoothing of the last two axes (normalised convolution)."""
+    if sigma <= 0:
+        return values
+    valid = np.isfinite(values)
+    sig = (0,) * (values.ndim - 2) + (sigma, sigma)
+    num = gaussian_filter(np.where(valid, values, 0.0), sig, mode="nearest")
+    den = gaussian_filter(valid.astype("float64"), sig, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, num / den, np.nan)
+
+
+def _lagged(x: FloatArray, weight: float) -> FloatArray:
+    """``(1 - w) x(t) + w x(t-1)`` along axis 0 (the first day keeps its value)."""
+    prev = np.concatenate([x[:1], x[:-1]], axis=0)
+    return (1.0 - weight) * x + weight * prev
+
+
+def _reanalysis(
+    f: FloatArray, stat: Mapping[str, FloatArray], sm_b: tuple[FloatArray, FloatArray],
+    st_b: tuple[FloatArray, FloatArray], grid: Grid, times: pd.DatetimeIndex,
+    m: ReanalysisModel, seed: int,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    n_sm, n_st = sm_b[0].size, st_b[0].size
+    tops, bots = [a for a, _ in ERA5_LAYERS], [b for _, b in ERA5_LAYERS]
+    w_sm = profile_weights(sm_b[0], sm_b[1], tops, bots)
+    w_st = profile_weights(st_b[0], st_b[1], tops, bots)
+    sm_true = np.einsum("lk,tkyx->tlyx", w_sm, f[:, :n_sm])
+    st_true = np.einsum("lk,tkyx->tlyx", w_st, f[:, n_sm:n_sm + n_st])
+    names = _FORCING + (_EVAP if f.shape[1] > n_sm + n_st + len(_FORCING) + 1 else ())
+    forc = {v: f[:, n_sm + n_st + i] for i, v in enumerate(names)}
+    truth = {"sm": sm_true, "st": st_true, **forc}
+    s = m.smooth_cells
+    elev = stat["elevation"]
+    t_bias = m.t_lapse_bias * (elev - np.nanmean(elev)) / 1000.0
+    nt = times.size
+    day = _day_numbers(times)
+    t_err = np.stack([_smooth(m.t_noise_sd * 2.0 * hash_normal(seed, _STREAM["rea"], d,
+                                                                np.arange(grid.shape[0])[:, None],
+                                                                np.arange(grid.shape[1])[None, :]),
+                              2.0) for d in day]) if nt else np.zeros((0, *grid.shape))
+    t2m = _smooth(forc["t2m"], s) + t_bias + t_err
+    st = _lagged(_smooth(st_true, s), m.st_lag) + t_bias[None] + t_err[:, None]
+    ref = np.stack([stat[f"ref{i}"] for i in range(len(ERA5_LAYERS))])
+    sm_s = _lagged(_smooth(sm_true, s), m.sm_lag)
+    sm = ref + m.sm_damping * (sm_s - ref) + stat["wet_bias"]
+    sm = np.clip(sm, 0.01, 0.6)
+    tp_s = _smooth(forc["tp"], s)
+    tp = m.tp_factor * tp_s + np.where(tp_s > 0.05, m.tp_drizzle, 0.0)
+    ssr, strd = _smooth(forc["ssr"], s) * 1.03, _smooth(forc["strd"], s) - 5.0
+    if "pev" in forc:
+        pev = _smooth(forc["pev"], s) * m.pev_factor
+        e = _smooth(forc["e"], s) * m.e_factor
+    else:
+        pev = _priestley_taylor(ssr, strd, t2m)
+        e = pev * np.clip((sm[:, 0] - stat["wp1"]) / (stat["fc1"] - stat["wp1"]), 0.0, 1.0)
+    data = {
+        "t2m": t2m, "tp": tp, "ssrd": _smooth(forc["ssrd"], s) * 1.03, "ssr": ssr, "strd": strd,
+        "u10": _smooth(forc["u10"], s), "v10": _smooth(forc["v10"], s),
+        "sd": np.clip(_smooth(forc["sd"], s) * 1.2, 0.0, None), "pev": pev, "e": e,
+    }
+    coords = {"time": times, **depth_coords(tops, bots)}
+    ds = xr.Dataset(
+        {k: (("time", "y", "x"), v.astype("float32")) for k, v in data.items()}
+        | {"sm": (("time", "depth", "y", "x"), sm.astype("float32")),
+           "st": (("time", "depth", "y", "x"), st.astype("float32")),
+           "land_fraction": (("y", "x"), stat["land_fraction"].astype("float32"))},
+        coords=coords,
+        attrs={"title": "Synthetic ERA5-Land-like reanalysis (soilfuse twin)"},
+    )
+    ref_ds = xr.Dataset(
+        {k: (("time", "y", "x"), v.astype("float32")) for k, v in forc.items()}
+        | {"sm": (("time", "depth", "y", "x"), truth["sm"].astype("float32")),
+           "st": (("time", "depth", "y", "x"), truth["st"].astype("float32"))},
+        coords=coords,
+    )
+    return _annotate(with_grid(ds, grid)), _annotate(with_grid(ref_ds, grid))
+
+
+def _priestley_taylor(ssr: FloatArray, strd: FloatArray, t2m: FloatArray) -> FloatArray:
+    """Potential evaporation (mm day-1, positive upward), Priestley & Taylor (1972), alpha 1.26."""
+    tc = t2m - 273.15
+    es = 0.6108 * np.exp(17.27 * tc / (tc + 237.3))
+    delta = 4098.0 * es / (tc + 237.3) ** 2
+    gamma = 0.066
+    rn = ssr + 0.97 * strd - 0.97 * _SIGMA * t2m**4
+    return np.clip(1.26 * delta / (delta + gamma) * rn / _LATENT * 86400.0, 0.0, None)
+
+
+def _annotate(ds: xr.Dataset) -> xr.Dataset:
+    for name in ds.data_vars:
+        try:
+            attrs = variable_attrs(str(name))
+        except KeyError:
+            continue
+        ds[name].attrs.update(attrs)
+    return ds
+
+
+def _day_numbers(times: pd.DatetimeIndex) -> np.ndarray:
+    """Days since 1970-01-01 (keys of daily random draws, independent of the period start)."""
+    return (times.values.astype("datetime64[D]").astype("int64")).astype("int64")
+
+
+# ====================================================================== CCI
+def _cci(
+    f: FloatArray, stat: Mapping[str, FloatArray], grid: Grid, times: pd.DatetimeIndex,
+    m: CCIModel, seed: int, region: Region,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+    nt = times.size
+    ny, nx = grid.shape
+    day = _day_numbers(times)[:, None, None]
+    r = np.arange(ny)[None, :, None]
+    c = np.arange(nx)[None, None, :]
+    noise = hash_normal(seed, _STREAM["rea"] + 10, day, r, c)
+    u_fail = hash_uniform(seed, _STREAM["cci"], day, r, c)
+    u_low = hash_uniform(seed, _STREAM["cci"] + 1, day, r, c)
+    lon, lat = grid.lonlat()
+    gaps = SmoothSeries(seed, "cci-overpass-gaps", _snap(region, 0.25), 250.0, 0.3, nt,
+                        lon[0], lat[:, 0]).values(0, nt) if nt else np.zeros((0, ny, nx))
+    doy = np.asarray(times.day_of_year)
+    p_gap = m.gap_fraction + m.gap_winter * np.cos(2 * np.pi * (doy - 15) / 365.25)
+    from scipy.special import ndtri
+
+    no_obs = gaps < ndtri(np.clip(p_gap, 1e-3, 1 - 1e-3))[:, None, None]
+    valid_truth = np.isfinite(truth)
+    flag = np.zeros((nt, ny, nx), dtype="int16")
+    flag |= np.where((frozen >= m.frozen_fraction) | (sd >= m.snow_swe), 1, 0).astype("int16")
+    flag |= np.where(lai >= m.dense_lai, 2, 0).astype("int16")
+    flag |= np.where(u_fail < m.failure_rate, 4, 0).astype("int16")
+    low = u_low < m.low_weight_rate
+    flag |= np.where(low, 16, 0).astype("int16")
+    sigma = m.noise_sd * np.where(low, 2.0, 1.0)
+    value = m.gain * truth + m.offset + sigma * noise
+    above = value > stat["porosity"][None]
+    flag |= np.where(above, 8, 0).astype("int16")
+    value = np.clip(value, 0.0, None)
+    masked = (flag & 7).astype(bool) | no_obs | ~valid_truth
+    sm = np.where(masked, np.nan, value)
+    flag = np.where(valid_truth, flag, 0)
+    has = np.isfinite(sm)
+    lon_b = lon[None]
+    t0 = np.where(has, day + (1.5 - lon_b / 15.0) / 24.0, np.nan)
+    combos = np.array([1888, 1824, 1376], dtype="int16")
+    pick = (hash_uniform(seed, _STREAM["cci"] + 2, day, r, c) * combos.size).astype(int)
+    ds = xr.Dataset(
+        {
+            "sm": (("time", "y", "x"), sm.astype("float32"), variable_attrs("sm")),
+            "sm_uncertainty": (("time", "y", "x"),
+                               np.where(has, sigma * (1 + lai / 4), np.nan).astype("float32"),
+                               variable_attrs("sm_uncertainty")),
+            "flag": (("time", "y", "x"), flag.astype("int8"), {"long_name": "Flag"}),
+            "t0": (("time", "y", "x"), t0, {"long_name": "Observation Timestamp",
+                                            "units": "days since 1970-01-01 00:00:00 UTC"}),
+            "dnflag": (("time", "y", "x"), np.where(has, 2, 0).astype("int8"), {"long_name": "Day / Night Flag"}),
+            "mode": (("time", "y", "x"), np.where(has, 2, 0).astype("int8"), {"long_name": "Satellite  Mode"}),
+            "sensor": (("time", "y", "x"), np.where(has, combos[pick], 0).astype("int16"), {"long_name": "Sensor"}),
+            "freqbandID": (("time", "y", "x"), np.where(has, 11, 0).astype("int16"),
+                           {"long_name": "Frequency Band Identification"}),
+        },
+        coords={"time": times},
+    )
+    ref = xr.Dataset({"sm": (("time", "y", "x"), truth.astype("float32"), variable_attrs("sm")),
+                      "frozen_fraction": (("time", "y", "x"), frozen.astype("float32"))},
+                     coords={"time": times})
+    return with_grid(ds, grid), with_grid(ref, grid)
+
+
+# ====================================================================== SMAP
+def swath_mask(grid: Grid, times: pd.DatetimeIndex, m: SMAPModel, seed: int) -> np.ndarray:
+    """Cells of ``grid`` inside an AM descending swath on each day, ``(time, y, x)`` bool.
+
+    Ground tracks are spaced ``360 / orbits_per_day`` degrees of longitude and shift by
+    the fractional part of ``orbits_per_day`` of that spacing every day (an 8-day
+    repeat for 14.625 orbits per day), tilted by ``track_tilt`` degrees of longitude per
+    degree of latitude; a cell is seen when its east-west distance to a track is below
+    half the swath width.
+    """
+    spacing = 360.0 / m.orbits_per_day
+    shift = (1.0 - (m.orbits_per_day % 1.0)) * spacing
+    lon0 = float(hash_uniform(seed, _STREAM["smap_orbit"], 0)) * spacing
+    lon, lat = grid.lonlat()
+    day = _day_numbers(times)
+    track = (lon0 - day * shift) % spacing
+    d = (lon[None] - m.track_tilt * (lat[None] - 30.0) - track[:, None, None] + spacing / 2) % spacing
+    dist_km = np.abs(d - spacing / 2) * 111.32 * np.cos(np.deg2rad(lat))[None]
+    return np.asarray(dist_km < m.swath_km / 2)
+
+
+def _smap(f: FloatArray, grid: Grid, times: pd.DatetimeIndex, m: SMAPModel,
+          seed: int) -> tuple[xr.Dataset, xr.Dataset]:
+    truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+    ny, nx = grid.shape
+    day = _day_numbers(times)[:, None, None]
+    r = np.arange(ny)[None, :, None]
+    c = np.arange(nx)[None, None, :]
+    seen = swath_mask(grid, times, m, seed)
+    hot = hash_uniform(seed, _STREAM["smap"], 0, r, c) < 0.05
+    rfi = hash_uniform(seed, _STREAM["smap"] + 1, day, r, c) < np.where(hot, 0.5, m.rfi_rate)
+    masked = (~seen | (frozen >= m.frozen_fraction) | (sd >= m.snow_swe) | (lai >= m.dense_lai)
+              | rfi | ~np.isfinite(truth))
+    value = np.clip(truth + m.bias + m.noise_sd * hash_normal(seed, _STREAM["smap"] + 2, day, r, c), 0.02, 0.6)
+    dca = np.clip(value + m.dca_sd * hash_normal(seed, _STREAM["smap"] + 3, day, r, c), 0.02, 0.6)
+    ds = xr.Dataset(
+        {"sm": (("time", "y", "x"), np.where(masked, np.nan, value).astype("float32"), variable_attrs("sm")),
+         "sm_dca": (("time", "y", "x"), np.where(masked, np.nan, dca).astype("float32"), variable_attrs("sm"))},
+        coords={"time": times},
+    )
+    ref = xr.Dataset({"sm": (("time", "y", "x"), truth.astype("float32"), variable_attrs("sm")),
+                      "frozen_fraction": (("time", "y", "x"), frozen.astype("float32")),
+                      "swath": (("time", "y", "x"), seen)}, coords={"time": times})
+    return with_grid(ds, grid), with_grid(ref, grid)
