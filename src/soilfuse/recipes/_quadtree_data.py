@@ -123,7 +123,9 @@ def station_targets(
     return data, wide.reset_index()
 
 
-def training_table(cube: xr.Dataset, targets: pd.DataFrame, stations: pd.DataFrame, *, block_size: float) -> pd.DataFrame:
+def training_table(
+    cube: xr.Dataset, targets: pd.DataFrame, stations: pd.DataFrame, *, block_size: float
+) -> pd.DataFrame:
     """Covariates at the station cells joined to the targets, with keys and 1° blocks."""
     used = stations[stations["station_id"].isin(targets["station_id"].unique())]
     days = pd.DatetimeIndex(sorted(targets["time"].unique()))
