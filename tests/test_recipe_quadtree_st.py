@@ -84,7 +84,7 @@ def test_run_recipe__holdout_tables(run: Path) -> None:
     assert {"t2m", "lst_mean"} <= set(vif.loc[vif["decision"] == "kept", "feature"])
 
 
-def test_parse_config__bad_variant() -> None:
-    with pytest.raises(ConfigError, match="options.profile"):
+def test_parse_config__bad_profile() -> None:
+    with pytest.raises(ConfigError, match=r"options\.profile"):
         parse_config({"recipe": "quadtree-st", "run_dir": "x", "inputs": {"twin": "t"},
                       "options": {"profile": "fast"}})
