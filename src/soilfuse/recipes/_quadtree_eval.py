@@ -16,7 +16,7 @@ Variants fitted on the same training blocks and scored on the same held-out bloc
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,7 @@ def fit_variants(
         return LayerCascade(estimator, depths=depths, surface_features=SURFACE, upper=upper,  # type: ignore[arg-type]
                             cv=cascade_cv, target=kind, random_state=random_state)  # type: ignore[arg-type]
 
-    builders = {
+    builders: dict[str, Callable[[], Any]] = {
         "ensemble": lambda: cascade(ensemble()),
         "observed_upper": lambda: cascade(ensemble(), upper="observed"),
         "single_rotation": lambda: cascade(ensemble(angles=(0.0,))),
