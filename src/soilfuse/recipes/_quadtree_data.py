@@ -21,6 +21,7 @@ import xarray as xr
 from soilfuse.exceptions import DataError
 from soilfuse.gapfill import fill_spatiotemporal, savgol
 from soilfuse.grid import Grid
+from soilfuse.io.canonical import with_grid
 from soilfuse.io.stations import StationData
 from soilfuse.preprocess import evi
 from soilfuse.recipes.inputs import load_modis, load_reanalysis, load_static, load_stations
@@ -64,7 +65,7 @@ def build_covariates(
     fine = grid_hint or Grid.from_dataset(static)
     keep = ["elevation", "slope", "land_cover", "climate_zone"]
     keep += [f"{v}_{lay}" for v in ("sand", "clay") for lay in SOIL_LAYERS if f"{v}_{lay}" in static]
-    static = static[keep]
+    static = _on_grid(static[keep], fine, "static maps")
     rea = load_reanalysis(folder).sel(time=slice(start, end))
     if rea.sizes["time"] == 0:
         msg = f"The reanalysis has no days between {start.date()} and {end.date()}; check 'period'."
@@ -75,7 +76,8 @@ def build_covariates(
         raise DataError(msg)
     to_fine = Regridder(Grid.from_dataset(rea), fine, "bilinear")
     meteo = to_fine(rea[list(METEO)].chunk({"time": chunks["time"]}))
-    modis = load_modis(folder, ["lst_day", "lst_night", "refl_b1", "refl_b2", "refl_b3"], qc="good")
+    modis = _on_grid(load_modis(folder, ["lst_day", "lst_night", "refl_b1", "refl_b2", "refl_b3"], qc="good"),
+                     fine, "MODIS layers")
     modis = modis.sel(time=slice(start, end)).chunk({"time": -1, "y": chunks["y"], "x": chunks["x"]})
     lst = {}
     for name in ("lst_day", "lst_night"):
@@ -85,10 +87,19 @@ def build_covariates(
     lst_mean.attrs = {"units": "K", "long_name": "mean of day and night land surface temperature (gap-filled)"}
     evi_raw = evi(modis[["refl_b1", "refl_b2", "refl_b3"]])
     evi_filled = savgol(fill_spatiotemporal(evi_raw), window=7, order=2)["evi"]
-    cube = xr.merge([meteo, lst_mean.to_dataset(), evi_filled.to_dataset(), static], join="inner",
+    cube = xr.merge([meteo, lst_mean.to_dataset(), evi_filled.to_dataset(), static], join="inner", compat="override",
                     combine_attrs="drop_conflicts")
     cube = cube.chunk({"time": chunks["time"], "y": chunks["y"], "x": chunks["x"]})
     return cube, rea
+
+
+def _on_grid(ds: xr.Dataset, grid: Grid, what: str) -> xr.Dataset:
+    """``ds`` with the exact coordinates of ``grid`` (files may differ in the last bits)."""
+    found = Grid.from_dataset(ds)
+    if found != grid:
+        msg = f"The {what} are on {found}, not on the fine grid {grid}; regrid them first."
+        raise DataError(msg)
+    return with_grid(ds.drop_vars(["x", "y"]), grid)
 
 
 def station_targets(
