@@ -51,7 +51,6 @@ import xarray as xr
 
 from soilfuse.exceptions import DataError, MissingVariableError
 from soilfuse.io.cf import layer_label, parse_layer
-from soilfuse.io.gridded import open_gridded
 from soilfuse.io.ismn import read_ismn
 from soilfuse.io.stations import read_stations
 from soilfuse.report.figures import density_scatter, metric_boxplot, save_figure, station_map
@@ -459,7 +458,9 @@ def validate_files(
     dict of str to pathlib.Path
         Files written, keyed by their path relative to ``out_dir``.
     """
-    ds = open_gridded(product)
+    from soilfuse.io.products.dispatch import open_product
+
+    ds = open_product(product)
     src = Path(stations)
     data = read_stations(src) if _is_station_tables(src) else read_ismn(src, variables=(variable,))
     obs = data.observations
