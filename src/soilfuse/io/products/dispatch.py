@@ -11,7 +11,7 @@ A folder means all of its NetCDF files (of one product).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ def open_product(paths: str | Path | Sequence[str | Path], **kwargs: Any) -> xr.
     kind = product_kind(files[0])
     from soilfuse.io import products
 
-    readers = {"era5": products.read_era5, "cci": products.read_cci, "smap": products.read_smap,
-               "gldas": products.read_gldas, "lprm": products.read_lprm}
+    readers: dict[str, Callable[..., xr.Dataset]] = {
+        "era5": products.read_era5, "cci": products.read_cci, "smap": products.read_smap,
+        "gldas": products.read_gldas, "lprm": products.read_lprm,
+    }
     if kind in readers:
         return readers[kind](files, **kwargs)
     return open_gridded(files[0], **kwargs)
