@@ -114,7 +114,10 @@ def station_targets(
     """
     data = load_stations(folder)
     obs = data.observations
-    st_obs = obs[(obs["variable"].astype(str) == "st").to_numpy()]
+    t0, t1 = pd.Timestamp(cube["time"].values[0]), pd.Timestamp(cube["time"].values[-1])
+    in_period = (obs["time"] >= t0) & (obs["time"] < t1 + pd.Timedelta(days=1))
+    keep = ((obs["variable"].astype(str) == "st") & in_period).to_numpy()
+    st_obs = obs[keep]
     if st_obs.empty:
         msg = f"No soil-temperature ('st') observations in {folder / 'stations'}."
         raise DataError(msg)
@@ -125,7 +128,6 @@ def station_targets(
     clean = apply_qc(flagged)
     daily = daily_means(clean)
     mapped = map_to_layers(daily, st_depths=list(depths))
-    t0, t1 = pd.Timestamp(cube["time"].values[0]), pd.Timestamp(cube["time"].values[-1])
     mapped = filter_completeness(mapped, max_missing=max_missing, start=t0, end=t1)
     wide = mapped.pivot_table(index=["station_id", "time"], columns="layer", values="value", aggfunc="mean")
     wide = wide.reindex(columns=list(depths))

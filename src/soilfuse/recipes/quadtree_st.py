@@ -62,11 +62,13 @@ logger = logging.getLogger(__name__)
 #: Settings that differ between profiles (anything not listed follows the paper).
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"threshold": 30, "n_splits": 10, "cascade_cv": 5, "train_day_stride": 1, "target": "absolute",
-              "param_grid": {k: list(v) for k, v in PAPER_PARAM_GRID.items()}},
-    "demo": {"threshold": 30, "n_splits": 3, "cascade_cv": 3, "train_day_stride": 2, "target": "offset",
-             "param_grid": {"n_estimators": [100], "max_depth": [4, 6], "learning_rate": [0.1]}},
+              "param_grid": {k: list(v) for k, v in PAPER_PARAM_GRID.items()}, "variants": list(VARIANTS)},
+    "demo": {"threshold": 30, "n_splits": 2, "cascade_cv": 2, "train_day_stride": 3, "target": "offset",
+             "param_grid": {"n_estimators": [100], "max_depth": [4, 6], "learning_rate": [0.1]},
+             "variants": ["ensemble", "single_rotation", "global", "absolute"]},
     "test": {"threshold": 4, "n_splits": 2, "cascade_cv": 2, "train_day_stride": 1, "target": "offset",
-             "param_grid": {"n_estimators": [60], "max_depth": [4], "learning_rate": [0.15]}},
+             "param_grid": {"n_estimators": [60], "max_depth": [4], "learning_rate": [0.15]},
+             "variants": ["ensemble", "single_rotation", "global", "absolute"]},
 }
 
 
@@ -93,7 +95,7 @@ class QuadtreeStOptions(BaseModel):
     train_day_stride: int | None = Field(default=None, ge=1)
     max_missing: float = Field(default=0.2, ge=0, le=1)
     chunks: dict[str, int] = Field(default_factory=lambda: {"time": 31, "y": 256, "x": 256})
-    variants: list[str] = Field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] | None = None
     eval_day_stride: int = Field(default=7, ge=1, description="days between gridded baseline evaluations")
     netcdf: bool = True
 
@@ -110,9 +112,10 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
     if cfg.inputs.twin is None:
         msg = "key 'inputs.twin': quadtree-st reads a synthetic-world folder (or the same layout of real files)."
         raise ConfigError(msg)
-    unknown = sorted(set(opts.variants) - set(VARIANTS))
-    if unknown or "ensemble" not in opts.variants:
-        msg = f"key 'options.variants': got {opts.variants}; expected a subset of {list(VARIANTS)} with 'ensemble'."
+    variants = opts.setting("variants")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "ensemble" not in variants:
+        msg = f"key 'options.variants': got {variants}; expected a subset of {list(VARIANTS)} with 'ensemble'."
         raise ConfigError(msg)
     folder = Path(cfg.inputs.twin)
     seed = cfg.seed
@@ -138,7 +141,7 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
         params = _ensemble_params(opts, Grid.from_dataset(cube))
         models = fit_variants(X.iloc[fit_rows], Y.iloc[fit_rows], depths=opts.depths, ensemble_params=params,
                               cascade_cv=opts.setting("cascade_cv"), target=opts.setting("target"),
-                              variants=opts.variants, random_state=seed)
+                              variants=variants, random_state=seed)
         _save_models(models["ensemble"], opts.depths, run.sub("models"))
     with run.timer("holdout"):
         held = table.iloc[test].reset_index(drop=True)
