@@ -134,7 +134,7 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
     with run.timer("fit"):
         train, test = holdout_split(table, test_size=opts.test_size, random_state=seed)
         stride = opts.setting("train_day_stride")
-        days = pd.DatetimeIndex(table["time"]).dayofyear.to_numpy() % stride == 0
+        days = pd.DatetimeIndex(table["time"]).day_of_year.to_numpy() % stride == 0
         fit_rows = np.intersect1d(train, np.flatnonzero(days))
         X = table[["lon", "lat", *features]]
         Y = table[list(opts.depths)]
