@@ -45,12 +45,12 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 from sklearn.model_selection import BaseCrossValidator, GroupShuffleSplit, ShuffleSplit
 from sklearn.utils import check_random_state
 
 from soilfuse._typing import IntArray
 from soilfuse.exceptions import ConfigError, DataError, MissingVariableError
+from soilfuse.models.window import ks_stratified_split as _window_ks_split  # the one implementation
 from soilfuse.sample import block_id
 
 __all__ = [
@@ -373,23 +373,6 @@ class RepeatedHoldOut(BaseCrossValidator):
 
 
 # ---------------------------------------------------------------------- KS-checked split
-def _stratified_draw(codes: IntArray, test_size: float, rng: np.random.RandomState) -> npt.NDArray[np.bool_]:
-    """Test mask holding a random ``test_size`` share of every stratum.
-
-    Each stratum of ``n`` samples gives ``floor(n * test_size + u)`` samples with
-    ``u ~ U(0, 1)`` (unbiased rounding, so one-sample dates still reach the test set
-    at the right rate); which samples is random.
-    """
-    counts = np.bincount(codes)
-    n_test = np.floor(counts * test_size + rng.uniform(size=counts.size)).astype("int64")
-    key = rng.uniform(size=codes.size)
-    order = np.lexsort((key, codes))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(codes.size, dtype="int64")
-    rank[order] = np.arange(codes.size) - starts[codes[order]]
-    return rank < n_test[codes]
-
-
 def ks_stratified_split(
     y: npt.ArrayLike,
     strata: npt.ArrayLike,
@@ -432,37 +415,16 @@ def ks_stratified_split(
     DataError
         If no draw passes in ``max_tries`` tries, or ``y`` has missing values.
     """
-    yv = np.asarray(y, dtype="float64")
-    if not np.isfinite(yv).all():
-        msg = f"y has {int((~np.isfinite(yv)).sum())} missing values; drop them before splitting."
+    st = np.asarray(strata)
+    if st.shape != np.shape(y):
+        msg = f"strata must have one label per sample; got shape {st.shape} for {np.size(y)} samples."
         raise DataError(msg)
-    test_size = _check_fraction(test_size, "test_size")
-    max_tries = _check_int(max_tries, "max_tries", 1)
     if not 0.0 < alpha < 1.0:
         msg = f"alpha must lie in (0, 1); got {alpha}."
         raise ConfigError(msg)
-    st = np.asarray(strata)
-    if st.shape != yv.shape:
-        msg = f"strata must have one label per sample; got shape {st.shape} for {yv.size} samples."
-        raise DataError(msg)
-    codes = pd.factorize(pd.Series(st), sort=True)[0].astype("int64")
-    rng = check_random_state(random_state)
-    idx = np.arange(yv.size)
-    best = 0.0
-    for attempt in range(1, max_tries + 1):
-        test = _stratified_draw(codes, test_size, rng)
-        if test.all() or not test.any():
-            continue
-        p = float(stats.ks_2samp(yv[~test], yv[test]).pvalue)
-        best = max(best, p)
-        if p > alpha:
-            logger.debug("KS-checked split accepted on draw %d (p=%.3g)", attempt, p)
-            return idx[~test], idx[test], p
-    msg = (
-        f"No stratified split passed the KS test (p > {alpha}) in {max_tries} draws; the best p was "
-        f"{best:.3g}. Raise max_tries, lower alpha, or check that the strata are not too few or too uneven."
-    )
-    raise DataError(msg)
+    train, test, pvalue, _ = _window_ks_split(y, st, test_size=_check_fraction(test_size, "test_size"), alpha=alpha,
+                                    max_tries=_check_int(max_tries, "max_tries", 1), random_state=random_state)
+    return train, test, pvalue
 
 
 class KSStratifiedSplit(BaseCrossValidator):
