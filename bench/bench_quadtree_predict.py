@@ -14,6 +14,8 @@ Run: ``.venv/bin/python bench/bench_quadtree_predict.py [--size 200] [--days 62]
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -111,18 +113,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=200, help="domain edge in cells (the 4x domain doubles it)")
     parser.add_argument("--days", type=int, default=62)
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with dask.config.set(scheduler="threads", num_workers=2):
-        t0 = time.perf_counter()
-        model = fit_model()
-        print(f"fitted 6-depth x 6-rotation cascade in {time.perf_counter() - t0:.1f} s")
-        base_rate, base_mem = run_bare(model, args.size, args.days)
-        print(f"bare XGBoost (1 model, in memory) {args.size}^2 x {args.days} d: "
-              f"{base_rate:,.0f} pixel-days/s, peak RSS {base_mem / 2**20:.0f} MiB")
+    if args.one is None:
+        # every measurement in a fresh process, so peak RSS is not inherited from the last one
         for n in (args.size, 2 * args.size):
-            rate, peak = run_pipeline(model, n, args.days)
-            print(f"soilfuse pipeline {n}^2 x {args.days} d (36 models/pixel-day, Zarr write): "
-                  f"{rate:,.0f} pixel-days/s = {rate / base_rate:.3f} x bare; peak RSS {peak / 2**20:.0f} MiB")
+            subprocess.run([sys.executable, __file__, "--one", str(n), "--size", str(args.size),
+                            "--days", str(args.days)], check=True)
+        return
+    with dask.config.set(scheduler="threads", num_workers=2):
+        model = fit_model()
+        base_rate, base_mem = run_bare(model, args.one, args.days)
+        rate, peak = run_pipeline(model, args.one, args.days)
+    print(f"{args.one}^2 x {args.days} d: bare XGBoost (1 model, in memory) {base_rate:,.0f} pixel-days/s, "
+          f"peak RSS {base_mem / 2**20:.0f} MiB | soilfuse (36 models/pixel-day, chunked, Zarr) "
+          f"{rate:,.0f} pixel-days/s = {rate / base_rate:.3f} x bare, peak RSS {peak / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
