@@ -24,10 +24,12 @@ True
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import dask
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -78,9 +80,16 @@ def write_product(
         init_zarr(xr.zeros_like(lazy), path, chunks=chunks, attrs=attrs)
     todo = pending_regions(path)
     logger.info("writing %d region(s) of %s", len(todo), path)
-    for region in tqdm(todo, desc=f"writing {path.name}", unit="region", disable=not progress):
-        block = lazy.isel({d: s for d, s in region.items() if d in lazy.dims})
-        write_zarr(block.compute(), path, region=region)
+    # Compute as many regions at once as the scheduler has workers (memory: that many
+    # blocks), then write and record each one.
+    batch = max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
+    with tqdm(total=len(todo), desc=f"writing {path.name}", unit="region", disable=not progress) as bar:
+        for i in range(0, len(todo), batch):
+            regions = todo[i : i + batch]
+            blocks = [lazy.isel({d: s for d, s in r.items() if d in lazy.dims}) for r in regions]
+            for region, block in zip(regions, dask.compute(*blocks), strict=True):
+                write_zarr(block, path, region=region)
+                bar.update(1)
     return path
 
 
