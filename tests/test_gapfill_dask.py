@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
-import dask
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from dask_helpers import raise_if_dask_computes
 from soilfuse import gapfill
 from soilfuse.grid import Grid
 from soilfuse.io import with_grid
@@ -21,26 +19,6 @@ N_DAYS = 45
 AWKWARD = {"time": 7, "y": 5, "x": 4}
 
 
-class CountingScheduler:
-    """Dask scheduler that counts computes and refuses more than ``max_computes``."""
-
-    def __init__(self, max_computes: int = 0) -> None:
-        self.total_computes = 0
-        self.max_computes = max_computes
-
-    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        self.total_computes += 1
-        if self.total_computes > self.max_computes:
-            msg = f"Too many computes: {self.total_computes} > {self.max_computes}"
-            raise RuntimeError(msg)
-        return dask.get(dsk, keys, **kwargs)
-
-
-@contextmanager
-def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]:
-    scheduler = CountingScheduler(max_computes)
-    with dask.config.set(scheduler=scheduler):
-        yield scheduler
 
 
 def inputs() -> xr.Dataset:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from dask_helpers import raise_if_dask_computes
 from soilfuse import preprocess
 from soilfuse.grid import Grid
 from soilfuse.io import with_grid
@@ -20,26 +19,6 @@ GRID = Grid.latlon((100.0, 100.13, 30.0, 30.2), 0.01)  # 20 x 13 cells
 AWKWARD = {"time": 4, "y": 7, "x": 5}
 
 
-class CountingScheduler:
-    """Dask scheduler that counts computes and refuses more than ``max_computes``."""
-
-    def __init__(self, max_computes: int = 0) -> None:
-        self.total_computes = 0
-        self.max_computes = max_computes
-
-    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        self.total_computes += 1
-        if self.total_computes > self.max_computes:
-            msg = f"Too many computes: {self.total_computes} > {self.max_computes}"
-            raise RuntimeError(msg)
-        return dask.get(dsk, keys, **kwargs)
-
-
-@contextmanager
-def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]:
-    scheduler = CountingScheduler(max_computes)
-    with dask.config.set(scheduler=scheduler):
-        yield scheduler
 
 
 def modis_like(seed: int = 0) -> xr.Dataset:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from dask_helpers import raise_if_dask_computes
 from soilfuse.grid import Grid, crs_of
 from soilfuse.io.canonical import with_grid
 from soilfuse.regrid import REGRID_METHODS, Regridder, RegridWarning, coarsen_mean, regrid
@@ -31,26 +29,6 @@ TARGETS = {
 }
 
 
-class CountingScheduler:
-    """Dask scheduler that counts computes and refuses more than ``max_computes``."""
-
-    def __init__(self, max_computes: int = 0) -> None:
-        self.total_computes = 0
-        self.max_computes = max_computes
-
-    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        self.total_computes += 1
-        if self.total_computes > self.max_computes:
-            msg = f"Too many computes: {self.total_computes} > {self.max_computes}"
-            raise RuntimeError(msg)
-        return dask.get(dsk, keys, **kwargs)
-
-
-@contextmanager
-def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]:
-    scheduler = CountingScheduler(max_computes)
-    with dask.config.set(scheduler=scheduler):
-        yield scheduler
 
 
 def cube(n_time: int = 30, *, nan_share: float = 0.2, seed: int = 0) -> xr.DataArray:
