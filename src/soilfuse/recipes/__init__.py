@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["RECIPES", "load_recipes", "register_recipe"]
 
 # Recipe modules, imported by :func:`load_recipes` so that they register themselves.
-_MODULES: tuple[str, ...] = ("quadtree_st",)
+_MODULES: tuple[str, ...] = ("quadtree_st", "ml_downscale")
 
 #: Runner per recipe name: ``runner(config, run_directory) -> dict of output paths``.
 RECIPES: dict[str, Callable[..., dict[str, Any]]] = {}
