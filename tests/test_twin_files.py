@@ -4,6 +4,7 @@ soilfuse readers read back to the values that were written (within packing preci
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -23,6 +24,7 @@ from soilfuse.io.products.smap import read_smap
 from soilfuse.io.stations import read_stations
 from soilfuse.twin import TwinConfig, evaluate, generate, make_world, observe, write_twin
 from soilfuse.twin import write as twin_write
+from soilfuse.twin.observe_stations import plan_stations, station_batches
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +205,34 @@ def test_station_tables__faults_and_truth_round_trip(twin):
     assert (faults["end"] >= faults["start"]).all()
     truth = pd.read_parquet(out / "stations" / "station_truth.parquet")
     assert np.array_equal(truth["value"].to_numpy(), obs.station_truth["value"].to_numpy())
+
+
+def test_stream_stations__same_files_and_figures_as_in_memory_tables(twin, tmp_path, monkeypatch):
+    # Small row groups and batches, so that row groups straddle batches of sensors.
+    world, obs, out, _ = twin
+    monkeypatch.setattr(twin_write, "_ROW_GROUP", 50_000)
+    monkeypatch.setattr(twin_write, "_STATION_BATCH", 37)
+    plan = plan_stations(world)
+    batches = list(station_batches(plan, batch=37))
+    assert len(batches) > 3 and sum(len(b.truth) for b in batches) == len(obs.station_sensors)
+    streamed = dataclasses.replace(obs, station_obs=pd.DataFrame(), station_truth=pd.DataFrame(),
+                                   station_faults=pd.DataFrame(), station_plan=plan)
+    twin_write._write_stations(streamed, tmp_path / "stream")
+    expected = tmp_path / "expected"
+    expected.mkdir()
+    obs.station_obs.to_parquet(expected / "observations.parquet", index=False, row_group_size=50_000)
+    obs.station_truth.to_parquet(expected / "station_truth.parquet", index=False, row_group_size=50_000)
+    assert obs.station_obs.shape[0] > 10 * 50_000
+    for name in ("observations.parquet", "station_truth.parquet"):
+        assert (tmp_path / "stream" / name).read_bytes() == (expected / name).read_bytes(), name
+    for name in ("stations.csv", "faults.csv", "sensors.csv"):
+        assert (tmp_path / "stream" / name).read_bytes() == (out / "stations" / name).read_bytes(), name
+    ismn = sorted(p.relative_to(tmp_path / "stream") for p in (tmp_path / "stream" / "ismn").rglob("*.stm"))
+    assert ismn and all((tmp_path / "stream" / p).read_bytes() == (out / "stations" / p).read_bytes()
+                        for p in ismn)
+    assert streamed.station_summary is not None
+    figures = evaluate(world, streamed)
+    assert figures["stations"] == evaluate(world, obs)["stations"]
 
 
 def test_describe__works_on_every_kind_of_file(twin):

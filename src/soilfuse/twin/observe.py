@@ -30,11 +30,20 @@ import xarray as xr
 
 from soilfuse.twin.observe_grids import CCIModel, ReanalysisModel, SMAPModel, observe_grids
 from soilfuse.twin.observe_optical import OpticalModel, observe_optical
-from soilfuse.twin.observe_stations import FAULTS, StationErrorModel, observe_stations
+from soilfuse.twin.observe_stations import (
+    FAULTS,
+    StationBatch,
+    StationErrorModel,
+    StationPlan,
+    observe_stations,
+    plan_stations,
+)
 
-__all__ = ["Observations", "evaluate", "observe"]
+__all__ = ["Observations", "StationSummary", "evaluate", "observe"]
 
 logger = logging.getLogger(__name__)
+
+_DAY_NS = 86_400 * 10**9
 
 
 @dataclass
@@ -74,6 +83,14 @@ class Observations:
     truth_on_grids : dict of str to xarray.Dataset
         Error-free area means of the truth on the ``reanalysis``, ``cci`` and
         ``smap`` grids.
+    station_plan : StationPlan, optional
+        Set by ``observe(..., stream_stations=True)``: ``station_obs`` and
+        ``station_truth`` are then empty and the station writer of
+        :mod:`soilfuse.twin.write` simulates the records batch by batch, filling in
+        ``station_faults`` and ``station_summary``.
+    station_summary : StationSummary, optional
+        Daily means of the records and the daily truth per sensor (what
+        :func:`evaluate` scores), when the records are not kept in memory.
     """
 
     stations: pd.DataFrame
@@ -86,6 +103,74 @@ class Observations:
     modis: xr.Dataset
     station_sensors: pd.DataFrame = field(default_factory=pd.DataFrame)
     truth_on_grids: dict[str, xr.Dataset] = field(default_factory=dict)
+    station_plan: StationPlan | None = None
+    station_summary: StationSummary | None = None
+
+
+@dataclass
+class StationSummary:
+    """Raw records and daily truth of every sensor on a (sensor, day) lattice, for scoring.
+
+    Attributes
+    ----------
+    ndays : int
+        Days of the world.
+    total, count : numpy.ndarray
+        Sum (float64) and number of the raw records of sensor ``k`` on day ``t`` at
+        ``k * ndays + t``.
+    ref : numpy.ndarray
+        Daily truth at the same positions (NaN where none).
+    n_records : int
+        Number of raw records.
+    """
+
+    ndays: int
+    total: np.ndarray
+    count: np.ndarray
+    ref: np.ndarray
+    n_records: int = 0
+
+    @classmethod
+    def empty(cls, n_sensors: int, ndays: int) -> StationSummary:
+        """A summary without any record."""
+        size = n_sensors * ndays
+        return cls(ndays, np.zeros(size), np.zeros(size, dtype="int64"), np.full(size, np.nan))
+
+    def add(self, records: pd.DataFrame, truth: pd.DataFrame, sensors: pd.DataFrame, t0: np.datetime64,
+            first: int = 0, n_sensors: int | None = None) -> None:
+        """Add the records and truth rows of the sensors ``first .. first + n_sensors - 1``.
+
+        Parameters
+        ----------
+        records, truth : pandas.DataFrame
+            Rows of the ``observations`` and ``truth`` tables of those sensors only.
+        sensors : pandas.DataFrame
+            Every sensor (``station_id``, ``variable``, ``depth_from``, ``depth_to``).
+        t0 : numpy.datetime64
+            First day of the world.
+        first, n_sensors : int
+            Sensor rows covered (all of ``sensors`` by default).
+        """
+        n_sensors = len(sensors) - first if n_sensors is None else n_sensors
+        lo, size = first * self.ndays, n_sensors * self.ndays
+        start = np.asarray(t0).astype("datetime64[ns]").astype("int64")
+        r_code = _sensor_codes(records, sensors)
+        r_day = (records["time"].to_numpy().astype("datetime64[ns]").astype("int64") - start) // _DAY_NS
+        ok = (r_code >= 0) & (r_day >= 0) & (r_day < self.ndays)
+        idx = r_code[ok] * self.ndays + r_day[ok] - lo
+        self.total[lo:lo + size] += np.bincount(idx, weights=records["value"].to_numpy("float64")[ok],
+                                                minlength=size)
+        self.count[lo:lo + size] += np.bincount(idx, minlength=size)
+        self.n_records += len(records)
+        t_code = _sensor_codes(truth, sensors)
+        t_day = (truth["time"].to_numpy().astype("datetime64[ns]").astype("int64") - start) // _DAY_NS
+        tok = t_code >= 0
+        self.ref[t_code[tok] * self.ndays + t_day[tok]] = truth["value"].to_numpy("float64")[tok]
+
+    def add_batch(self, batch: StationBatch, plan: StationPlan) -> None:
+        """Add one :class:`~soilfuse.twin.observe_stations.StationBatch` of ``plan``."""
+        self.add(batch.observations(plan.sensors), batch.truth_table(plan.sensors, plan.times),
+                 plan.sensors, plan.times.values[0], batch.first, len(batch.truth))
 
 
 def observe(
@@ -96,6 +181,7 @@ def observe(
     cci: CCIModel | None = None,
     smap: SMAPModel | None = None,
     optical: OpticalModel | None = None,
+    stream_stations: bool = False,
 ) -> Observations:
     """Run every observing system on ``world``.
 
@@ -105,6 +191,10 @@ def observe(
         The world to observe.
     stations, reanalysis, cci, smap, optical : optional
         Error models of each system (defaults when None).
+    stream_stations : bool
+        Do not simulate the raw station records here; leave them to the streaming
+        station writer of :mod:`soilfuse.twin.write` (see ``Observations.station_plan``),
+        so that memory does not grow with the number of stations.
 
     Returns
     -------
@@ -112,7 +202,12 @@ def observe(
         Station tables and reanalysis/satellite grids are in memory; the MODIS-like
         products are lazy (Dask).
     """
-    tables = observe_stations(world, model=stations)
+    if stream_stations:
+        plan = plan_stations(world, model=stations)
+        tables = {"stations": plan.stations, "observations": pd.DataFrame(), "faults": pd.DataFrame(),
+                  "truth": pd.DataFrame(), "sensors": plan.sensor_table}
+    else:
+        plan, tables = None, observe_stations(world, model=stations)
     grids = observe_grids(world, reanalysis=reanalysis, cci=cci, smap=smap)
     modis = observe_optical(world, model=optical)
     return Observations(
@@ -126,6 +221,7 @@ def observe(
         modis=modis,
         station_sensors=tables["sensors"],
         truth_on_grids={k: grids[f"{k}_truth"] for k in ("reanalysis", "cci", "smap")},
+        station_plan=plan,
     )
 
 
@@ -175,8 +271,17 @@ def _sensor_codes(table: pd.DataFrame, sensors: pd.DataFrame) -> np.ndarray:
     return np.where(skeys[order][pos] == rkeys, order[pos], -1)
 
 
+def _summary(obs: Observations, times: pd.DatetimeIndex) -> StationSummary:
+    """``obs.station_summary``, or the summary of the in-memory record tables."""
+    if obs.station_summary is not None:
+        return obs.station_summary
+    summary = StationSummary.empty(len(obs.station_sensors), times.size)
+    summary.add(obs.station_obs, obs.station_truth, obs.station_sensors, times.values[0])
+    return summary
+
+
 def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
-    st, rec, truth = obs.stations, obs.station_obs, obs.station_truth
+    st = obs.stations
     nx = world.static.sizes["x"]
     east = int((st["col"] >= nx / 2).sum())
     west = int((st["col"] < nx / 2).sum())
@@ -185,37 +290,23 @@ def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
     sensors = obs.station_sensors
     steps = np.where(sensors["sampling"] == "10min", 144, 24) if len(sensors) else np.zeros(0)
     expected = int(np.sum(steps) * ndays)
+    summary = _summary(obs, times)
     out: dict[str, Any] = {
         "n_stations": len(st),
         "by_network": {str(k): int(v) for k, v in st["network"].value_counts().sort_index().items()},
         "n_sensors": len(sensors),
-        "n_records": len(rec),
-        "missing_fraction": _r(1 - len(rec) / expected) if expected else float("nan"),
+        "n_records": summary.n_records,
+        "missing_fraction": _r(1 - summary.n_records / expected) if expected else float("nan"),
         "east_half": east,
         "west_half": west,
         "faults": {k: int((obs.station_faults["fault"] == k).sum()) for k in (*FAULTS, "frozen")},
     }
-    # Daily means of the raw records on a (sensor, day) lattice, by bincount.
-    t0 = times.values[0].astype("datetime64[ns]").astype("int64")
-    day_ns = 86_400 * 10**9
-    size = len(sensors) * ndays
-    r_code = _sensor_codes(rec, sensors)
-    r_day = (rec["time"].to_numpy().astype("datetime64[ns]").astype("int64") - t0) // day_ns
-    ok = (r_code >= 0) & (r_day >= 0) & (r_day < ndays)
-    idx = r_code[ok] * ndays + r_day[ok]
-    total = np.bincount(idx, weights=rec["value"].to_numpy("float64")[ok], minlength=size)
-    count = np.bincount(idx, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        daily = total / count
-    ref = np.full(size, np.nan)
-    t_code = _sensor_codes(truth, sensors)
-    t_day = (truth["time"].to_numpy().astype("datetime64[ns]").astype("int64") - t0) // day_ns
-    tok = t_code >= 0
-    ref[t_code[tok] * ndays + t_day[tok]] = truth["value"].to_numpy("float64")[tok]
+        daily = summary.total / summary.count
     var = np.repeat(sensors["variable"].astype(str).to_numpy(), ndays)
     for name in ("sm", "st"):
         sel = var == name
-        out[f"daily_{name}"] = _scores(daily[sel], ref[sel])
+        out[f"daily_{name}"] = _scores(daily[sel], summary.ref[sel])
     return out
 
 

@@ -35,7 +35,7 @@ Usage
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,10 @@ from soilfuse.exceptions import ConfigError, DataError
 from soilfuse.io import cf
 from soilfuse.twin.observe_common import hash_normal, hash_uniform, profile_of, profile_weights
 
-__all__ = ["DAMPING_DEPTH", "FAULTS", "NETWORKS", "Network", "StationErrorModel", "observe_stations"]
+__all__ = [
+    "DAMPING_DEPTH", "FAULTS", "NETWORKS", "Network", "StationBatch", "StationErrorModel", "StationPlan",
+    "faults_frame", "observe_stations", "plan_stations", "station_batches",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +258,151 @@ def _assign_networks(places: pd.DataFrame, nx: int, seed: int, fraction_10min: f
 
 
 # ====================================================================== main entry
+@dataclass(frozen=True)
+class StationPlan:
+    """Stations, sensors and cell truth of a world: everything needed to simulate the records.
+
+    Attributes
+    ----------
+    meta : pandas.DataFrame
+        One row per station (with the ``has_sm``/``has_st`` helper columns).
+    sensors : pandas.DataFrame
+        One row per sensor, with its true calibration and the helper columns
+        ``station_index``, ``w_sm``, ``w_st`` (depth weights).
+    cells : dict
+        Daily truth at the station cells (see ``_extract``).
+    outages : list of numpy.ndarray
+        Per station, the boolean day mask of multi-week outages.
+    times : pandas.DatetimeIndex
+        Days of the world.
+    model : StationErrorModel
+        Error magnitudes and rates.
+    seed : int
+        Seed of the world.
+    """
+
+    meta: pd.DataFrame
+    sensors: pd.DataFrame
+    cells: Mapping[str, Any]
+    outages: list[np.ndarray]
+    times: pd.DatetimeIndex
+    model: StationErrorModel
+    seed: int
+
+    @property
+    def stations(self) -> pd.DataFrame:
+        """Station metadata as returned by :func:`observe_stations` (``stations``)."""
+        return self.meta.drop(columns=["has_sm", "has_st"]).reset_index(drop=True)
+
+    @property
+    def sensor_table(self) -> pd.DataFrame:
+        """Sensor calibration as returned by :func:`observe_stations` (``sensors``)."""
+        return self.sensors.drop(columns=["station_index", "w_sm", "w_st"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class StationBatch:
+    """Simulated records of the sensors ``first .. first + len(truth) - 1`` of a :class:`StationPlan`.
+
+    Attributes
+    ----------
+    first : int
+        Row of the first sensor of the batch in ``StationPlan.sensors``.
+    records : list of dict
+        Per sensor, its raw records (``time`` in ns since 1970, ``value``, ``flag`` code).
+    labels : list of dict
+        Fault labels of the batch, each with its sensor's station, variable and depths.
+    truth : list of numpy.ndarray
+        Per sensor, its daily truth.
+    """
+
+    first: int
+    records: list[dict[str, np.ndarray]]
+    labels: list[dict[str, Any]]
+    truth: list[FloatArray]
+
+    def observations(self, sensors: pd.DataFrame) -> pd.DataFrame:
+        """The batch's raw records as rows of the ``observations`` table."""
+        return _assemble_records(self.records, sensors, self.first)
+
+    def truth_table(self, sensors: pd.DataFrame, times: pd.DatetimeIndex) -> pd.DataFrame:
+        """The batch's daily truth as rows of the ``truth`` table."""
+        return _truth_frame(self.truth, sensors, times, self.first)
+
+
+def plan_stations(world: Any, *, model: StationErrorModel | None = None) -> StationPlan:
+    """Place the stations of ``world``, design their sensors and extract the truth at their cells.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The world (``config``, ``static``, ``truth`` as in the twin contract).
+    model : StationErrorModel, optional
+        Error magnitudes and rates; defaults when None.
+
+    Returns
+    -------
+    StationPlan
+    """
+    model = model or StationErrorModel()
+    cfg = world.config
+    seed = int(cfg.seed)
+    static, truth = world.static, world.truth
+    times = pd.DatetimeIndex(truth["time"].values)
+    places = place_stations(static, int(cfg.n_stations), seed=seed, dense_ratio=model.dense_ratio)
+    meta = _assign_networks(places, static.sizes["x"], seed, model.fraction_10min)
+    meta = _station_attributes(meta, static, seed)
+    cells = _extract(world, meta)
+    sensors = _sensor_table(meta, cells, model, seed)
+    logger.info("stations: %d stations, %d sensors, %d days", len(meta), len(sensors), times.size)
+    outages = _outages(meta, times.size, model, seed)
+    return StationPlan(meta, sensors, cells, outages, times, model, seed)
+
+
+def station_batches(plan: StationPlan, *, batch: int = 128) -> Iterator[StationBatch]:
+    """Simulate the raw records of ``plan``'s sensors, ``batch`` sensors at a time.
+
+    Every sensor draws from its own random streams, so the records do not depend on
+    the batching; memory is bounded by ``batch``, not by the number of stations.
+
+    Parameters
+    ----------
+    plan : StationPlan
+        Stations and sensors (:func:`plan_stations`).
+    batch : int
+        Sensors per batch.
+
+    Yields
+    ------
+    StationBatch
+        Consecutive sensors, in the order of ``plan.sensors``.
+    """
+    n = len(plan.sensors)
+    for first in range(0, n, batch):
+        records: list[dict[str, np.ndarray]] = []
+        labels: list[dict[str, Any]] = []
+        truth: list[FloatArray] = []
+        chunk = plan.sensors.iloc[first:first + batch]
+        for k, sensor in enumerate(chunk.itertuples(index=False), start=first):
+            daily, st_at = _sensor_truth(sensor, plan.cells)
+            truth.append(daily)
+            rec, sensor_labels = _simulate_sensor(
+                sensor, k, daily, st_at, plan.cells, plan.times, plan.outages[sensor.station_index],
+                plan.model, plan.seed,
+            )
+            records.append(rec)
+            for lab in sensor_labels:
+                lab.update(station_id=sensor.station_id, variable=sensor.variable,
+                           depth_from=sensor.depth_from, depth_to=sensor.depth_to)
+            labels.extend(sensor_labels)
+        yield StationBatch(first, records, labels, truth)
+
+
 def observe_stations(world: Any, *, model: StationErrorModel | None = None) -> dict[str, pd.DataFrame]:
     """Station metadata, raw sub-daily records, fault labels, sensor truth and daily truth.
+
+    Builds every table in memory; :func:`plan_stations` and :func:`station_batches`
+    give the same records batch by batch (``soilfuse.twin.write`` streams them).
 
     Parameters
     ----------
@@ -274,40 +420,20 @@ def observe_stations(world: Any, *, model: StationErrorModel | None = None) -> d
         ``sensors`` (true calibration of every sensor) and ``truth`` (daily true
         value of the station's grid cell at every sensor depth).
     """
-    model = model or StationErrorModel()
-    cfg = world.config
-    seed = int(cfg.seed)
-    static, truth = world.static, world.truth
-    times = pd.DatetimeIndex(truth["time"].values)
-    places = place_stations(static, int(cfg.n_stations), seed=seed, dense_ratio=model.dense_ratio)
-    meta = _assign_networks(places, static.sizes["x"], seed, model.fraction_10min)
-    meta = _station_attributes(meta, static, seed)
-    cells = _extract(world, meta)
-    sensors = _sensor_table(meta, cells, model, seed)
-    logger.info("stations: %d stations, %d sensors, %d days", len(meta), len(sensors), times.size)
-    obs_parts, faults, truth_rows = [], [], []
-    outages = _outages(meta, times.size, model, seed)
-    for k, sensor in enumerate(sensors.itertuples(index=False)):
-        daily, st_at = _sensor_truth(sensor, cells)
-        truth_rows.append(daily)
-        rec, labels = _simulate_sensor(
-            sensor, k, daily, st_at, cells, times, outages[sensor.station_index], model, seed
-        )
-        obs_parts.append(rec)
-        for lab in labels:
-            lab.update(station_id=sensor.station_id, variable=sensor.variable,
-                       depth_from=sensor.depth_from, depth_to=sensor.depth_to)
-        faults.extend(labels)
-    observations = _assemble_records(obs_parts, sensors)
-    faults_df = _faults_frame(faults)
-    truth_df = _truth_frame(truth_rows, sensors, times)
-    stations = meta.drop(columns=["has_sm", "has_st"])
+    plan = plan_stations(world, model=model)
+    obs_parts: list[dict[str, np.ndarray]] = []
+    faults: list[dict[str, Any]] = []
+    truth_rows: list[FloatArray] = []
+    for part in station_batches(plan):
+        obs_parts += part.records
+        faults += part.labels
+        truth_rows += part.truth
     return {
-        "stations": stations.reset_index(drop=True),
-        "observations": observations,
-        "faults": faults_df,
-        "sensors": sensors.drop(columns=["station_index", "w_sm", "w_st"]).reset_index(drop=True),
-        "truth": truth_df,
+        "stations": plan.stations,
+        "observations": _assemble_records(obs_parts, plan.sensors),
+        "faults": faults_frame(faults),
+        "sensors": plan.sensor_table,
+        "truth": _truth_frame(truth_rows, plan.sensors, plan.times),
     }
 
 
@@ -616,9 +742,10 @@ def _apply_fault(kind: str, x: FloatArray, a: int, b: int, s: Any, rng: np.rando
 _FLAGS = np.array(["G", "C01", "C02"])
 
 
-def _assemble_records(parts: list[dict[str, np.ndarray]], sensors: pd.DataFrame) -> pd.DataFrame:
+def _assemble_records(parts: list[dict[str, np.ndarray]], sensors: pd.DataFrame, first: int = 0) -> pd.DataFrame:
+    """Rows of the ``observations`` table of the sensors ``first, first + 1, ...`` of ``sensors``."""
     counts = np.array([p["time"].size for p in parts], dtype="int64")
-    idx = np.repeat(np.arange(len(parts)), counts)
+    idx = first + np.repeat(np.arange(len(parts)), counts)
     station_cat = pd.Categorical(sensors["station_id"])
     var_cat = pd.Categorical(sensors["variable"], categories=["sm", "st"])
     flag = np.concatenate([p["flag"] for p in parts]) if parts else np.zeros(0, "int8")
@@ -633,7 +760,8 @@ def _assemble_records(parts: list[dict[str, np.ndarray]], sensors: pd.DataFrame)
     })
 
 
-def _faults_frame(labels: list[dict[str, Any]]) -> pd.DataFrame:
+def faults_frame(labels: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ``faults`` table of fault labels (see :func:`observe_stations`), sorted."""
     cols = ["station_id", "variable", "depth_from", "depth_to", "start", "end", "fault", "magnitude"]
     if not labels:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
@@ -641,9 +769,11 @@ def _faults_frame(labels: list[dict[str, Any]]) -> pd.DataFrame:
     return df[cols].sort_values(["station_id", "variable", "depth_from", "start"]).reset_index(drop=True)
 
 
-def _truth_frame(rows: list[FloatArray], sensors: pd.DataFrame, times: pd.DatetimeIndex) -> pd.DataFrame:
+def _truth_frame(rows: list[FloatArray], sensors: pd.DataFrame, times: pd.DatetimeIndex,
+                 first: int = 0) -> pd.DataFrame:
+    """Rows of the ``truth`` table of the sensors ``first, first + 1, ...`` of ``sensors``."""
     nt = times.size
-    idx = np.repeat(np.arange(len(rows)), nt)
+    idx = first + np.repeat(np.arange(len(rows)), nt)
     station_cat = pd.Categorical(sensors["station_id"])
     var_cat = pd.Categorical(sensors["variable"], categories=["sm", "st"])
     return pd.DataFrame({

@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xarray as xr
 from pyproj import Transformer
 
@@ -51,8 +53,9 @@ from soilfuse.io import cf
 from soilfuse.io.geotiff import write_geotiff
 from soilfuse.io.gridded import write_zarr
 from soilfuse.twin.config import TwinConfig
-from soilfuse.twin.observe import Observations, evaluate, observe
+from soilfuse.twin.observe import Observations, StationSummary, evaluate, observe
 from soilfuse.twin.observe_common import profile_of
+from soilfuse.twin.observe_stations import StationBatch, StationPlan, faults_frame, station_batches
 from soilfuse.twin.world import make_world
 
 __all__ = ["MODIS_FILES", "generate", "write_twin"]
@@ -93,6 +96,11 @@ _ERA5: tuple[tuple[str, str, int | None, float, str, str], ...] = (
 
 _CCI_FLAG_VALUES = list(range(32))
 _ISMN_MAX_STATIONS = 24
+# Rows per Parquet row group: pyarrow's default for a whole-table write, so that the
+# streamed station tables are byte-identical to writing them in one piece.
+_ROW_GROUP = 1024 * 1024
+#: Sensors simulated and written at a time by the streaming station writer.
+_STATION_BATCH = 128
 
 
 # ====================================================================== helpers
@@ -309,28 +317,107 @@ def _write_modis(modis: xr.Dataset, folder: Path) -> list[Path]:
 # ====================================================================== stations
 def _write_stations(obs: Observations, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "stations.csv": obs.stations, "faults.csv": obs.station_faults, "sensors.csv": obs.station_sensors,
-    }
-    written = []
-    for fname, table in paths.items():
-        table.to_csv(folder / fname, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-        written.append(folder / fname)
+    if obs.station_plan is not None:
+        return _stream_stations(obs, obs.station_plan, folder)
+    written = _write_csv({"stations.csv": obs.stations, "faults.csv": obs.station_faults,
+                          "sensors.csv": obs.station_sensors}, folder)
     for fname, table in (("observations.parquet", obs.station_obs),
                          ("station_truth.parquet", obs.station_truth)):
         table.to_parquet(folder / fname, index=False)
         written.append(folder / fname)
-    written += _write_ismn(obs, folder / "ismn")
+    written += _write_ismn(obs.stations, obs.station_sensors, obs.station_obs, folder / "ismn")
     return written
 
 
-def _write_ismn(obs: Observations, folder: Path) -> list[Path]:
-    """ISMN ``header_values`` files of the stations marked ``ismn`` (soil moisture and ``ts`` in °C)."""
-    st = obs.stations[obs.stations["ismn"]].head(_ISMN_MAX_STATIONS)
+def _write_csv(tables: Mapping[str, pd.DataFrame], folder: Path) -> list[Path]:
+    for fname, table in tables.items():
+        table.to_csv(folder / fname, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    return [folder / fname for fname in tables]
+
+
+class _ParquetStream:
+    """Append pandas frames to one Parquet file in row groups of :data:`_ROW_GROUP` rows.
+
+    Gives the same bytes as ``pandas.concat(frames).to_parquet(path, index=False)``
+    while holding at most one row group in memory.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def append(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="snappy")
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= _ROW_GROUP:
+            self._flush(_ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        assert self.writer is not None
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=n)
+        rest = table.slice(n)
+        self.pending = [rest] if rest.num_rows else []
+        self.rows = rest.num_rows
+
+    def close(self, empty: pd.DataFrame) -> Path:
+        """Finish the file; ``empty`` (no rows, the table's columns) is written if nothing was appended."""
+        if self.writer is None:
+            empty.to_parquet(self.path, index=False)
+            return self.path
+        if self.rows:
+            self._flush(self.rows)
+        self.writer.close()
+        return self.path
+
+
+def _stream_stations(obs: Observations, plan: StationPlan, folder: Path) -> list[Path]:
+    """Simulate and write the station records batch by batch (memory bounded by the batch).
+
+    Fills in ``obs.station_faults`` and ``obs.station_summary`` on the way.
+    """
+    ismn = obs.stations[obs.stations["ismn"]].head(_ISMN_MAX_STATIONS)["station_id"]
+    records = _ParquetStream(folder / "observations.parquet")
+    truth = _ParquetStream(folder / "station_truth.parquet")
+    summary = StationSummary.empty(len(plan.sensors), plan.times.size)
+    labels: list[dict[str, Any]] = []
+    ismn_parts: list[pd.DataFrame] = []
+    nothing = StationBatch(0, [], [], [])
+    empty_rec, empty_truth = nothing.observations(plan.sensors), nothing.truth_table(plan.sensors, plan.times)
+    for batch in station_batches(plan, batch=_STATION_BATCH):
+        rec = batch.observations(plan.sensors)
+        tru = batch.truth_table(plan.sensors, plan.times)
+        summary.add(rec, tru, plan.sensors, plan.times.values[0], batch.first, len(batch.truth))
+        records.append(rec)
+        truth.append(tru)
+        ismn_parts.append(rec[rec["station_id"].isin(ismn)])
+        labels += batch.labels
+    obs.station_faults = faults_frame(labels)
+    obs.station_summary = summary
+    written = _write_csv({"stations.csv": obs.stations, "faults.csv": obs.station_faults,
+                          "sensors.csv": obs.station_sensors}, folder)
+    written += [records.close(empty_rec), truth.close(empty_truth)]
+    ismn_rec = pd.concat(ismn_parts, ignore_index=True) if ismn_parts else empty_rec
+    written += _write_ismn(obs.stations, obs.station_sensors, ismn_rec, folder / "ismn")
+    return written
+
+
+def _write_ismn(stations: pd.DataFrame, sensor_table: pd.DataFrame, records: pd.DataFrame,
+                folder: Path) -> list[Path]:
+    """ISMN ``header_values`` files of the stations marked ``ismn`` (soil moisture and ``ts`` in °C).
+
+    ``records`` must hold (at least) every raw record of those stations.
+    """
+    st = stations[stations["ismn"]].head(_ISMN_MAX_STATIONS)
     if st.empty:
         return []
-    rec = obs.station_obs[obs.station_obs["station_id"].isin(st["station_id"])]
-    sensors = obs.station_sensors.set_index(["station_id", "variable", "depth_from", "depth_to"])["sensor"]
+    rec = records[records["station_id"].isin(st["station_id"])]
+    sensors = sensor_table.set_index(["station_id", "variable", "depth_from", "depth_to"])["sensor"]
     written = []
     stamps: dict[int, str] = {}
     for (sid, var, top, bottom), grp in rec.groupby(
@@ -424,9 +511,12 @@ def write_twin(
         raise ConfigError(msg)
     partial = final.with_name(final.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
-    cfg = world.config
-    if figures is None:
-        figures = evaluate(world, obs)
+    files = _write_files(world, obs, partial)
+    return _finish(world, obs, files, partial, final, evaluate(world, obs) if figures is None else figures)
+
+
+def _write_files(world: Any, obs: Observations, partial: Path) -> list[Path]:
+    """Write every data file of the twin into ``partial``; return their paths."""
     steps = (
         ("static", lambda: _write_static(world, partial / "static")),
         ("reanalysis", lambda: _write_reanalysis(world, obs.reanalysis, partial / "reanalysis")),
@@ -441,6 +531,13 @@ def write_twin(
         t0 = time.perf_counter()
         files += step()
         logger.info("wrote %s files in %.1f s", label, time.perf_counter() - t0)
+    return files
+
+
+def _finish(world: Any, obs: Observations, files: list[Path], partial: Path, final: Path,
+            figures: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``twin.json`` into ``partial`` and rename it to ``final``."""
+    cfg = world.config
     rel = sorted(p.relative_to(partial).as_posix() for p in files)
     manifest = {
         "format": "soilfuse-twin/1",
@@ -526,10 +623,13 @@ def generate(
 
     world = timed("world", lambda: make_world(config) if config.size == "small"
                   else make_world(config, out=partial))
-    obs = timed("observe", lambda: observe(world))
+    # Station records are simulated while they are written (memory bounded by a batch of
+    # sensors), so the figures, which score them, come after the files.
+    obs = timed("observe", lambda: observe(world, stream_stations=True))
+    written = timed("write", lambda: _write_files(world, obs, partial))
     figures = timed("evaluate", lambda: evaluate(world, obs))
     log_figures(figures)
-    files = timed("write", lambda: write_twin(world, obs, final, figures=figures, overwrite=overwrite))
+    files = _finish(world, obs, written, partial, final, figures)
     logger.info("twin %s (seed %d) timings, wall / CPU seconds: %s", size, seed,
                 ", ".join(f"{k} {w:.1f} / {c:.1f}" for k, (w, c) in timings.items()))
     return files
