@@ -15,9 +15,9 @@ from soilfuse.gapfill._kernels import (
     idw_fill_kernel,
     interpolate_time_kernel,
     savgol_kernel,
-    stdf_kernel,
     whittaker_kernel,
 )
+from soilfuse.gapfill.stdf import stdf_kernel
 
 NAN = np.nan
 

@@ -72,3 +72,77 @@ def test_stdf_fill__bad_inputs_raise() -> None:
         stdf_fill(lst, ndvi, dem, target_fraction=1.5)
     with pytest.raises(DataError, match="max_leverage"):
         stdf_fill(lst, ndvi, dem, max_leverage=0.0)
+
+
+def scene_deviating_block() -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, np.ndarray]:
+    """Exact STDF scene whose cloudy block is clear only on days 1 (+1 K off) and 4 (+4 K off) around day 2."""
+    lst, ndvi, dem, truth = scene(n_days=6)
+    truth = truth + np.random.default_rng(5).normal(0, 5, GRID.shape)  # not collinear with DEM and NDVI
+    obs = truth.copy()
+    obs[[0, 2, 3], 4:10, 6:14] = np.nan
+    obs[1, 4:10, 6:14] += 1.0
+    obs[4, 4:10, 6:14] += 4.0
+    obs[:, 0, :3] = np.nan  # never clear: 100 % is never reached, so every reference date is used
+    return lst.copy(data=obs), ndvi, dem, truth
+
+
+@pytest.mark.parametrize(("weighting", "offset"), [("equal", 2.5), ("inverse_distance", 2.0)])
+def test_stdf_fill__weighting_of_reference_dates(weighting: str, offset: float) -> None:
+    lst, ndvi, dem, truth = scene_deviating_block()
+    out = stdf_fill(lst, ndvi, dem, window_days=2, target_fraction=1.0, max_leverage=None,
+                    weighting=weighting)  # type: ignore[arg-type]
+    # the exact fits carry each reference's offset over: (1 + 4) / 2, or (1/1 + 4/2) / (1/1 + 1/2)
+    np.testing.assert_allclose(out["lst_day"].values[2, 4:10, 6:14], truth[2, 4:10, 6:14] + offset, rtol=1e-9)
+
+
+def test_stdf_fill__min_r2_skips_a_reference_date_without_skill() -> None:
+    rng = np.random.default_rng(4)
+    lst, ndvi, dem, _ = scene(n_days=3)
+    soil = rng.normal(0, 10, GRID.shape)  # persistent pattern that DEM and NDVI do not explain
+    truth = lst.values.copy()
+    truth[:] = 300 - 0.0065 * dem.values + 4 * ndvi.values + soil + 0.8 * np.arange(3)[:, None, None]
+    obs = truth.copy()
+    obs[0] = 290 + rng.normal(0, 3, GRID.shape)  # day 0 (tried first) is unrelated to day 1
+    obs[1, 4:10, 6:14] = np.nan
+    da = lst.copy(data=obs)
+    plain = stdf_fill(da, ndvi, dem, max_leverage=None)
+    skipping = stdf_fill(da, ndvi, dem, max_leverage=None, min_r2=0.5)
+    block = (1, slice(4, 10), slice(6, 14))
+    np.testing.assert_allclose(skipping["lst_day"].values[block], truth[block], rtol=1e-9)
+    assert np.sqrt(np.mean((plain["lst_day"].values[block] - truth[block]) ** 2)) > 3.0
+
+
+def test_stdf_fill__tiles_follow_regional_change_and_fall_back_to_whole_image() -> None:
+    lst, ndvi, dem, _ = scene(n_days=2)
+    left = np.arange(GRID.shape[1])[None, :] < 10
+    truth = lst.values.copy()
+    truth[1] = truth[0] + np.where(left, 2.0, 6.0)  # the day-to-day change differs between the halves
+    obs = truth.copy()
+    obs[1, 2:6, 3:15] = np.nan
+    obs[1, 10:16, 10:20] = np.nan  # a whole tile is cloudy: only the whole-image fit reaches it
+    da = lst.copy(data=obs)
+    whole = stdf_fill(da, ndvi, dem, max_leverage=None)
+    tiled = stdf_fill(da, ndvi, dem, max_leverage=None, tiles=(10,))
+    np.testing.assert_allclose(tiled["lst_day"].values[1, 2:6, 3:15], truth[1, 2:6, 3:15], rtol=1e-9)
+    assert np.abs(whole["lst_day"].values[1, 2:6, 3:15] - truth[1, 2:6, 3:15]).max() > 1.0
+    np.testing.assert_array_equal(tiled["lst_day"].values[1, 10:16, 10:20], whole["lst_day"].values[1, 10:16, 10:20])
+    assert (tiled["lst_day_flag"].values[1, 10:16, 10:20] == 3).all()
+
+
+def test_stdf_fill__options_identical_for_dask_awkward_chunks() -> None:
+    lst, ndvi, dem, _ = scene_deviating_block()
+    options = {"weighting": "inverse_distance", "min_r2": 0.5, "tiles": (8,), "window_days": 2, "time_chunk": 2}
+    eager = stdf_fill(lst, ndvi, dem, **options)  # type: ignore[arg-type]
+    lazy = stdf_fill(lst.chunk({"time": 4, "y": 5, "x": 7}), ndvi.chunk({"y": 3}), dem, **options)  # type: ignore[arg-type]
+    xr.testing.assert_identical(lazy.compute(), eager)
+    assert (eager["lst_day_flag"].values == 3).sum() > 0
+
+
+def test_stdf_fill__bad_options_raise() -> None:
+    lst, ndvi, dem, _ = scene()
+    with pytest.raises(DataError, match="weighting"):
+        stdf_fill(lst, ndvi, dem, weighting="nearest")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="min_r2"):
+        stdf_fill(lst, ndvi, dem, min_r2=1.0)
+    with pytest.raises(DataError, match="tiles"):
+        stdf_fill(lst, ndvi, dem, tiles=(32, 16))

@@ -120,12 +120,44 @@ def test_stdf_fill__beats_linear_interpolation_under_long_cloud_runs(twin: Twin)
         cy, cx = rng.uniform(0, ny), rng.uniform(0, nx)
         cloud[start:start + length] |= ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2)[None]
     observed = truth.where(~cloud) + rng.normal(0, 0.7, truth.shape)
-    stdf = gapfill.stdf_fill(observed, twin.world.truth["ndvi"], twin.world.static["elevation"])
+    ndvi, dem = twin.world.truth["ndvi"], twin.world.static["elevation"]
+    stdf = gapfill.stdf_fill(observed, ndvi, dem)
+    tuned = gapfill.stdf_fill(observed, ndvi, dem, weighting="inverse_distance", tiles=(16, 32))
     linear = gapfill.fill_spatiotemporal(observed, max_gap=200)
     long_runs = (run_lengths(cloud) >= 8) & (stdf["lst_day_flag"].values == 3) & (
-        linear["lst_day_flag"].values == 1)
-    err_stdf = (stdf["lst_day"] - truth).values[long_runs]
-    err_linear = (linear["lst_day"] - truth).values[long_runs]
-    rmse_stdf, rmse_linear = np.sqrt(np.mean(err_stdf**2)), np.sqrt(np.mean(err_linear**2))
+        tuned["lst_day_flag"].values == 3) & (linear["lst_day_flag"].values == 1)
+    rmse_stdf, rmse_tuned, rmse_linear = (float(np.sqrt(np.mean((out["lst_day"] - truth).values[long_runs] ** 2)))
+                                          for out in (stdf, tuned, linear))
     assert long_runs.sum() > 50_000
-    assert rmse_stdf < 0.9 * rmse_linear  # measured 2.75 K vs 3.40 K
+    assert rmse_stdf < 0.9 * rmse_linear  # measured 2.64 K vs 3.71 K
+    assert rmse_tuned < 0.6 * rmse_linear  # measured 1.89 K (inverse-distance weights, 16/32-cell tiles)
+
+
+@pytest.mark.slow
+def test_stdf_fill__options_help_under_the_twins_own_long_cloud_runs(twin: Twin) -> None:
+    """The twin's own rain-correlated clouds (~63 % of the values missing), scored where all three filled.
+
+    Inverse-distance weighting of the reference dates and 16/32-cell tiles beat the
+    paper's settings but not temporal linear interpolation on runs of >= 8 missing
+    days: measured 4.46 K vs 4.79 K (paper) vs 3.66 K (linear); all filled values 3.54
+    vs 3.91 vs 3.19 K (seed 1 of the twin: 4.21 / 4.49 / 4.12 K and 3.39 / 3.76 / 3.53 K).
+    STDF stays ~2 K too warm here because its fits see only the clear pixels of the
+    day, while the twin's LST under cloud carries the cloudy day's cooler air and
+    wetter soil.
+    """
+    truth, observed = twin.world.truth["lst_day"], twin.lst_day
+    ndvi, dem = twin.world.truth["ndvi"], twin.world.static["elevation"]
+    paper = gapfill.stdf_fill(observed, ndvi, dem)
+    tuned = gapfill.stdf_fill(observed, ndvi, dem, weighting="inverse_distance", tiles=(16, 32))
+    linear = gapfill.fill_spatiotemporal(observed, max_gap=200)
+    filled = (linear["lst_day_flag"].values == 1) & (paper["lst_day_flag"].values == 3) & (
+        tuned["lst_day_flag"].values == 3)
+    long_runs = filled & (run_lengths(observed.isnull().values) >= 8)
+
+    def rmse(out: xr.Dataset, sel: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((out["lst_day"] - truth).values[sel] ** 2)))
+
+    assert long_runs.sum() > 100_000 and filled.sum() > 250_000
+    assert rmse(tuned, long_runs) < 0.96 * rmse(paper, long_runs)
+    assert rmse(tuned, filled) < 0.95 * rmse(paper, filled)
+    assert rmse(tuned, long_runs) < 1.3 * rmse(linear, long_runs)  # the gap to linear, measured 1.22
