@@ -23,6 +23,7 @@ from soilfuse.stations import (
     has_flag,
     run_qc,
 )
+from soilfuse.stations import _qc_kernels as kernels
 
 T0 = pd.Timestamp("2019-05-01")
 N_HOURS = 24 * 20
@@ -225,6 +226,72 @@ def test_fault_class__priority() -> None:
         has_flag(qc, "Z01")
 
 
+# ---------------------------------------------------------------------- level shifts (breaks)
+def test_detect_level_shifts__3k_shift_under_a_diurnal_cycle() -> None:
+    # 5 cm-like soil temperature: 6 K diurnal amplitude, 0.3 K noise, a 3 K shift
+    # lasting hours 200-399; the four-sample derivative test cannot separate it from
+    # the curvature and noise, the regression test over 6 h either side can
+    t = np.arange(N_HOURS)
+    x = 290.0 + 6.0 * np.cos(2 * np.pi * (t - 14) / 24.0) + 0.3 * np.random.default_rng(3).standard_normal(N_HOURS)
+    x[200:400] -= 3.0
+    four = kernels.detect_steps(x, half_window=12, min_size=1.5, trend_factor=0.0, noise_k=4.0)
+    assert not four.any()
+    estimate = kernels.level_shift_estimate(x, half_window=6)
+    shifts = kernels.detect_level_shifts(estimate, half_window=6, min_size=1.5, noise_k=4.5)
+    assert np.flatnonzero(shifts).tolist() == [200, 400]
+    assert shifts[200] == pytest.approx(-3.0, abs=0.6) and shifts[400] == pytest.approx(3.0, abs=0.6)
+    # the estimate is exact on a noiseless step on a cubic
+    clean = 1e-4 * (t - 240.0) ** 3 / 1e3 + np.where(t >= 240, 2.0, 0.0)
+    assert kernels.level_shift_estimate(clean, half_window=6)[240] == pytest.approx(2.0, abs=1e-9)
+
+
+def test_level_change__medians_either_side() -> None:
+    x = np.r_[np.zeros(24), np.ones(24)]
+    assert kernels.level_change(x, np.array([24]), 24).tolist() == [1.0]
+    spike = np.zeros(48)
+    spike[24] = 5.0  # a spike leaves both medians at 0
+    assert kernels.level_change(spike, np.array([24, 25]), 12).tolist() == [0.0, 0.0]
+    assert np.isnan(kernels.level_change(x, np.array([0]), 24)[0])  # nothing before the start
+
+
+def test_detect_steps__abrupt_step_on_a_steady_trend() -> None:
+    # a 0.05 m3 m-3 jump on a 0.0005 m3 m-3 h-1 drift: the mean slope of the
+    # +-12 h window (0.0025) would hold the jump itself; the median slope does not
+    t = np.arange(N_HOURS)
+    x = 0.2 + 0.0005 * t + 0.002 * np.random.default_rng(2).standard_normal(N_HOURS)
+    x[200:] += 0.05
+    steps = kernels.detect_steps(x, half_window=12, min_size=0.01, rel_size=0.1)
+    assert np.flatnonzero(steps).tolist() == [200]
+
+
+def test_pair_steps__long_only_steps_bound_only_shifted_segments() -> None:
+    steps = np.zeros(100)
+    steps[10], steps[15] = -1.0, 1.0  # a 5-sample fall and recovery: a drop
+    def pair(long_only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return kernels.pair_steps(steps, max_gap=90, short_up=2, short_down=24, min_long=48, long_only=long_only)
+
+    starts, stops = pair()
+    assert starts.tolist() == [10] and stops.tolist() == [15]
+    long_only = np.zeros(100, dtype=bool)
+    long_only[10] = True
+    assert pair(long_only)[0].size == 0
+    steps[15], steps[70] = 0.0, 1.0  # 60 samples: a shifted segment either way
+    assert pair(long_only)[0].tolist() == [10]
+
+
+def test_run_qc__rise_while_thawing_is_not_a_break() -> None:
+    x = _base(wave=0.0)
+    x[250:] += 0.06  # liquid water back
+    hours = np.arange(N_HOURS)
+    # at 0 degC within the sensor margin, then warm
+    thaw = np.where(hours < 250, 273.6, 276.0) + 0.05 * np.random.default_rng(6).standard_normal(N_HOURS)
+    obs = pd.concat([_table(x), _table(thaw, var="st", top=5, bottom=5)])
+    out = run_qc(obs)
+    assert not has_flag(out["qc_flag"], "D08").any()
+    warm = pd.concat([_table(x), _table(thaw + 10.0, var="st", top=5, bottom=5)])
+    assert _flagged(run_qc(warm), "D08").tolist() == [250]
+
+
 # ---------------------------------------------------------------------- drop and refill
 def test_apply_qc__drops_and_refills_within_five_days() -> None:
     days = pd.date_range("2019-05-01", periods=20, freq="D")
@@ -336,11 +403,12 @@ def test_run_qc__twin_injected_faults_found(twin_qc) -> None:
         sub = out[out["variable"].astype(str) == variable]
         print(f"-- {variable} only")
         print(event_scores(sub, faults[faults["variable"].astype(str) == variable]).round(3).to_string())
-    for fault in ("spike", "drop", "flatline", "plateau", "noise_burst", "frozen"):
+    # seed 0 measures break 0.948 / 0.920 (precision / recall), the others >= 0.974 / 0.976
+    # except plateau precision 0.981; the criterion of the issue is 0.9 for every type
+    for fault in ("spike", "drop", "flatline", "plateau", "noise_burst", "frozen", "break"):
         assert scores.loc[fault, "precision"] >= 0.9, scores.loc[fault]
         assert scores.loc[fault, "recall"] >= 0.9, scores.loc[fault]
-    # Level shifts reach precision 0.87 and recall 0.85 (seed 0), short of the 0.9
-    # target: the twin's 3 K soil-temperature shifts are only about 3 noise standard
-    # deviations of the second derivative at 0-5 cm, and shifts that overlap noise bursts
-    # are classed as bursts. Bound what is reached so that a regression shows.
-    assert scores.loc["break", "recall"] >= 0.75, scores.loc["break"]
+    # soil moisture breaks (0.07 m3 m-3, 15 noise sd) are all found; soil temperature
+    # breaks (3 K) are harder at 0 cm, where a sensor's hourly noise is ~0.4 K
+    sm = event_scores(out[out["variable"].astype(str) == "sm"], faults[faults["variable"].astype(str) == "sm"])
+    assert sm.loc["break", "recall"] == 1.0 and sm.loc["break", "precision"] >= 0.95, sm.loc["break"]

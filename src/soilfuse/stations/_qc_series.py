@@ -62,7 +62,13 @@ class _Series:
     flags: np.ndarray        # regular flag bits
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     delta: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    delta_peak: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sigma: float = np.inf
+    shift_est: np.ndarray = field(default_factory=lambda: np.zeros(0))  # regression step estimate
+    shift_peak: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift_sigma: float = np.inf
+    from_shift: np.ndarray | None = None  # steps found by the regression test only
+    thawing: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def hours(self, h: float) -> int:
         return max(1, round(h / self.step_h))
@@ -172,6 +178,7 @@ def _prepare(ctx: _Context, r0: int, r1: int, meta: Mapping[str, Any]) -> _Serie
     is_sm = meta["variable"] == "sm"
 
     # 1. frozen soil (soil moisture only): in-situ, air and reference soil temperature
+    thawing = np.zeros(n, dtype=bool)
     if is_sm:
         frozen = np.zeros(n, dtype=bool)
         for code, temp in (
@@ -179,6 +186,8 @@ def _prepare(ctx: _Context, r0: int, r1: int, meta: Mapping[str, Any]) -> _Serie
             ("D02", _daily_lookup(ctx.ancillary.get("t2m"), meta["station"], s.day)),
             ("D03", _daily_lookup(ctx.ancillary.get("tsoil"), meta["station"], s.day)),
         ):
+            if temp is not None and code == "D01":
+                thawing = _near_freezing(temp, th, window=s.hours(th.frozen_reference_h))
             if temp is not None and code in ctx.wanted:
                 cold = (_frozen(x, temp, th, window=s.hours(th.frozen_reference_h)) if code == "D01"
                         else temp < th.freezing_point)
@@ -192,7 +201,7 @@ def _prepare(ctx: _Context, r0: int, r1: int, meta: Mapping[str, Any]) -> _Serie
 
     # short gaps are closed so that a missing record does not cut an event in two
     s.keep = k.close_short_gaps(x, th.max_gap_samples)
-    s.x, s.day, s.tt = x[s.keep], s.day[s.keep], tt[s.keep]
+    s.x, s.day, s.tt, s.thawing = x[s.keep], s.day[s.keep], tt[s.keep], thawing[s.keep]
     x = s.x
 
     # 2. constancy: saturated plateaus, then stuck values
@@ -248,14 +257,29 @@ def _detect_steps(ctx: _Context, s: _Series) -> None:
     _, d2 = k.derivatives(s.x)
     s.delta = (k.shift(d2, 1) - d2) / 2.0
     s.sigma = k.robust_sd(s.delta)
+    # a step leaves side lobes of half its size and the opposite sign next to it
+    s.delta_peak = k.shift_peaks(s.delta, 1)
+    if th.shift_noise_k > 0:
+        # shifts too small for the four-sample test, away from any step it found
+        m = s.hours(th.shift_half_window_h)
+        s.shift_est = k.level_shift_estimate(s.x, half_window=m, degree=th.shift_degree)
+        s.shift_sigma = k.robust_sd(s.shift_est)
+        s.shift_peak = k.shift_peaks(s.shift_est, m)
+        shifts = k.detect_level_shifts(s.shift_est, half_window=m, min_size=th.step_sm_min if is_sm else th.step_st_min,
+                                       noise_k=th.shift_noise_k)
+        near = k.runs_mask(s.x.size, np.flatnonzero(s.steps) - m, np.flatnonzero(s.steps) + m + 1)
+        s.from_shift = (shifts != 0) & ~near
+        s.steps = np.where(s.from_shift, shifts, s.steps)
 
 
 def _drop_coherent_steps(group: list[_Series], th: QCThresholds) -> None:
     """Remove steps that a nearby sensor of the same station makes at the same time.
 
     A neighbour (centre within ``step_coherent_depth`` cm) shares a step when, within
-    one sample, its step statistic has the same sign, exceeds ``step_coherent_k`` of
-    its robust standard deviations and at least ``step_coherent_frac`` of the step.
+    one sample, one of its step statistics (the four-sample ``delta`` or the
+    regression estimate, each at its own peaks only) has the same sign, exceeds
+    ``step_coherent_k`` of its robust standard deviations and at least
+    ``step_coherent_frac`` of the step.
     """
     if th.step_coherent_k <= 0:
         return
@@ -281,11 +305,18 @@ def _drop_coherent_steps(group: list[_Series], th: QCThresholds) -> None:
                 j = np.clip(np.searchsorted(other.tt, when), 1, other.tt.size - 1)
                 for cand in (j - 1, j):  # the two samples around each step time
                     close = np.abs(other.tt[cand] - when) <= reach
-                    d = other.delta[cand]
-                    with np.errstate(invalid="ignore"):
-                        shared |= (close & (np.sign(d) == sign) & (np.abs(d) > th.step_coherent_k * other.sigma)
-                                   & (np.abs(d) >= th.step_coherent_frac * size))
+                    # the neighbour's own steps (peaks of its statistics, not their side lobes)
+                    for d, sd in ((other.delta_peak[cand], other.sigma),
+                                  (_at(other.shift_peak, cand), other.shift_sigma)):
+                        with np.errstate(invalid="ignore"):
+                            shared |= (close & (np.sign(d) == sign) & (np.abs(d) > th.step_coherent_k * sd)
+                                       & (np.abs(d) >= th.step_coherent_frac * size))
             s.steps[at[shared]] = 0.0
+
+
+def _at(v: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """``v[i]``, NaN where ``v`` is empty (a statistic that was not computed)."""
+    return v[i] if v.size else np.full(i.shape, np.nan)
 
 
 def _finish(ctx: _Context, s: _Series) -> None:
@@ -294,15 +325,8 @@ def _finish(ctx: _Context, s: _Series) -> None:
     x = s.x
     is_sm = s.meta["variable"] == "sm"
     rain = _rain_two_days(ctx, s.meta["station"], s.day)
-    excursion = _excursions_and_breaks(ctx, s, rain)
+    excursion, spikes = _excursions_and_breaks(ctx, s, rain)
     x[excursion] = np.nan
-    half = s.hours(th.spike_half_window_h)
-    if is_sm:
-        spikes = k.flag_spikes_dorigo(x, half_window=half, rel_change=th.spike_rel_change,
-                                      symmetry=th.spike_symmetry, rel_var=th.spike_rel_var,
-                                      noise_k=th.spike_noise_k)
-    else:
-        spikes = k.flag_spikes_robust(x, half_window=half, min_size=th.spike_st_min, k=th.spike_st_k)
     s.put(ctx, "D06", spikes)
     x[spikes] = np.nan
 
@@ -316,8 +340,22 @@ def _finish(ctx: _Context, s: _Series) -> None:
             min_rise=th.rain_noise_k * np.sqrt(2.0) * noise_sd))
 
 
-def _excursions_and_breaks(ctx: _Context, s: _Series, rain: np.ndarray | None) -> np.ndarray:
-    """Pair steps into excursions; flag them and the unpaired breaks; return the excursion mask."""
+def _single_spikes(th: QCThresholds, x: np.ndarray, is_sm: bool, half: int) -> np.ndarray:
+    """Single-sample spikes: Dorigo et al. (2013) for soil moisture, a robust peak test for soil temperature."""
+    if is_sm:
+        return k.flag_spikes_dorigo(x, half_window=half, rel_change=th.spike_rel_change, symmetry=th.spike_symmetry,
+                                    rel_var=th.spike_rel_var, noise_k=th.spike_noise_k)
+    return k.flag_spikes_robust(x, half_window=half, min_size=th.spike_st_min, k=th.spike_st_k)
+
+
+def _excursions_and_breaks(
+    ctx: _Context, s: _Series, rain: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair steps into excursions; flag them and the unpaired breaks.
+
+    Returns the excursion mask and the single-sample spikes among the other
+    values; a step into or out of such a spike is its edge, not a break.
+    """
     th = ctx.th
     x, steps, step_h = s.x, s.steps, s.step_h
     is_sm = s.meta["variable"] == "sm"
@@ -330,7 +368,7 @@ def _excursions_and_breaks(ctx: _Context, s: _Series, rain: np.ndarray | None) -
         steps, max_gap=max(1, round(th.shift_max_days * 24.0 / step_h)), tolerance=th.pair_tolerance,
         abs_tolerance=th.pair_noise_k * k.robust_sd(k.derivatives(x)[1]),
         short_up=spike_len, short_down=drop_len, min_long=int(np.ceil(th.shift_min_h / step_h - 1e-9)),
-        valid=np.isfinite(x), min_valid=th.pair_min_valid,
+        valid=np.isfinite(x), min_valid=th.pair_min_valid, long_only=s.from_shift,
     )
     n = x.size
     length = stops - starts
@@ -338,25 +376,51 @@ def _excursions_and_breaks(ctx: _Context, s: _Series, rain: np.ndarray | None) -
     spike = ~negative & (length <= spike_len)
     drop = negative & (length <= drop_len)
     shifted = ~spike & ~drop
+    if th.break_persist_frac > 0:
+        # a shifted segment moves the level: the day-long medians change at both ends
+        window = s.hours(th.break_persist_h)
+        shifted &= _holds(x, steps, starts, window, th.break_persist_frac)
+        shifted &= _holds(x, steps, stops, window, th.break_persist_frac)
+        keep = spike | drop | shifted
+        starts, stops, length, spike, drop, shifted = (v[keep] for v in (starts, stops, length, spike, drop, shifted))
     masks = {code: k.runs_mask(n, starts[sel], stops[sel]) for code, sel in
              (("D06", spike), ("S04", drop), ("S03", shifted))}
     for code, mask in masks.items():
         s.put(ctx, code, mask)
+    excursion = masks["D06"] | masks["S04"] | masks["S03"]
+    spikes = _single_spikes(th, np.where(excursion, np.nan, x), is_sm, s.hours(th.spike_half_window_h))
     paired = np.zeros(n, dtype=bool)
     paired[starts] = True
     paired[stops] = True
     lone_min = th.step_sm_min if is_sm else th.step_st_lone_min
-    lone = (steps != 0) & ~paired & (np.abs(steps) > lone_min)
+    lone = (steps != 0) & ~paired & (np.abs(steps) > lone_min) & ~spikes & ~k.shift(spikes, 1, False)
+    if th.break_persist_frac > 0:
+        # a break changes the level for good: the day-long medians either side differ
+        at = np.flatnonzero(lone)
+        lone[at[~_holds(x, steps, at, s.hours(th.break_persist_h), th.break_persist_frac)]] = False
     if is_sm and rain is not None:
         # wetting fronts: an unpaired rise after rain is natural, not a break
         lone &= ~((steps > 0) & (rain >= th.rain_min))
+    # thaw: liquid water returns when the soil at the sensor warms through 0 degC
+    lone &= ~((steps > 0) & s.thawing)
     s.put(ctx, "D07", lone & (steps < 0))
     s.put(ctx, "D08", lone & (steps > 0))
     if is_sm and "D09" in ctx.wanted:
         drop_at = (lone & (steps < 0)) | k.runs_mask(n, starts[drop], np.minimum(starts[drop] + 1, n))
         s.put(ctx, "D09", k.flag_low_after_drop(x, drop_at, window=s.hours(th.low_after_drop_h),
                                                 max_rel_var=th.low_after_drop_rel_var))
-    return masks["D06"] | masks["S04"] | masks["S03"]
+    return excursion, spikes
+
+
+def _holds(x: np.ndarray, steps: np.ndarray, at: np.ndarray, window: int, frac: float) -> np.ndarray:
+    """Whether the median level over ``window`` samples changes at ``at`` by ``frac`` of the step, same sign.
+
+    A diurnal wave whose amplitude changes, a spike or a noisy spell makes steps
+    that leave the day-long median where it was; a level shift moves it.
+    """
+    change = k.level_change(x, at, window)
+    with np.errstate(invalid="ignore"):
+        return (np.sign(change) == np.sign(steps[at])) & (np.abs(change) >= frac * np.abs(steps[at]))
 
 
 # ---------------------------------------------------------------------- ancillary
@@ -380,6 +444,13 @@ def _frozen(x: np.ndarray, temp: np.ndarray, th: QCThresholds, *, window: int) -
     with np.errstate(invalid="ignore"):
         collapsed = x < th.frozen_collapse * level
     return clear | (near & collapsed)
+
+
+def _near_freezing(temp: np.ndarray, th: QCThresholds, *, window: int) -> np.ndarray:
+    """Samples whose in-situ soil temperature was at most ``frozen_margin`` above 0 degC within ``window``."""
+    with np.errstate(invalid="ignore"):
+        cold = (temp <= th.freezing_point + th.frozen_margin).astype("float64")
+    return pd.Series(cold).rolling(window, min_periods=1).max().to_numpy() > 0
 
 
 def _rain_two_days(ctx: _Context, station: str, day: np.ndarray) -> np.ndarray | None:

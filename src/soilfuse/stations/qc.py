@@ -29,12 +29,21 @@ interval; gaps of up to three samples are closed):
 
 * steps: an abrupt change whose second derivatives just before and at it are of
   opposite sign and equal size (Dorigo et al.'s break criterion, with a tolerance
-  for noisy hourly data), larger than the noise; a step that a sensor within 15 cm
-  of the same station makes at the same time is a change of the soil and dropped;
+  for noisy hourly data), larger than the noise and than ten times the robust
+  (median) slope around it. Shifts too small for that four-sample test are found
+  by a two-sided regression step test (step plus a local cubic over 6 h either
+  side), significant at 4.5 robust standard deviations of its own estimate. A
+  step that a sensor within 15 cm of the same station makes at the same time (at
+  least a quarter of the size, 4 sd of that sensor) is a change of the soil and
+  dropped;
 * excursions: a step and a later opposite step of similar size bound an excursion:
   up and at most two samples (or 1 h) long is a spike, down and at most 24 h long a
-  drop, at least 48 h long a shifted segment (a temporary level shift). Unpaired
-  steps are breaks (for soil moisture with rain data, not when it rained);
+  drop, at least 48 h long a shifted segment (a temporary level shift); steps of
+  the regression test only bound shifted segments. Unpaired steps are breaks (not
+  at the edge of a single-sample spike; for soil moisture, not when it rained or
+  the soil was thawing). A break, and each end
+  of a shifted segment, must move the level: the medians of the 24 h either side
+  differ by at least a quarter of the step, in its direction;
 * frozen soil: in-situ soil temperature clearly below 0 degC, or within 1.5 K of it
   while the moisture reading has collapsed below 60 % of its surroundings (the
   sensor's own error decides near 0 degC);
@@ -137,10 +146,12 @@ _FLAG_LIST = [
            "isolated peak: Dorigo et al. (2013) eqs. 4-6 plus a noise floor for sm, a robust peak test "
            "for st, or an upward excursion between opposite steps of at most 2 samples or 1 h"),
     QCFlag("D07", "negative_break", ("sm", "st"), "break",
-           "abrupt fall not undone later (Dorigo et al. 2013 eqs. 7-9, relaxed symmetry); st: > 5 K"),
+           "abrupt fall not undone later (Dorigo et al. 2013 eqs. 7-9, relaxed symmetry, robust trend) "
+           "that lowers the 24 h median level; st: > 5 K"),
     QCFlag("D08", "positive_break", ("sm", "st"), "break",
-           "abrupt rise not undone later and, for sm with rain data, without rain that day or the day "
-           "before; st: > 5 K"),
+           "abrupt rise not undone later that raises the 24 h median level and, for sm, without rain "
+           "that day or the day before and not while thawing (in-situ st <= 274.65 K within 24 h); "
+           "st: > 5 K"),
     QCFlag("D09", "low_constant_after_drop", ("sm",), "flatline",
            "variance/mean < 1e-5 over 13 h starting at a negative break (Dorigo et al. 2013 eq. 14), "
            "or a stuck value reached by a fall"),
@@ -153,7 +164,8 @@ _FLAG_LIST = [
            "rolling median |second derivative| over 12 h more than 4 times the series' median, with "
            "changes alternating in sign like noise for >= 6 h"),
     QCFlag("S03", "shifted_segment", ("sm", "st"), "break",
-           "values between a break and the opposite break that undoes it 48 h to 21 days later"),
+           "values between a break and the opposite break that undoes it 48 h to 21 days later (breaks "
+           "also from a two-sided regression step test: cubic background over 6 h a side)"),
     QCFlag("S04", "short_drop", ("sm", "st"), "drop",
            "values of a fall undone within 24 h (e.g. lost sensor contact)"),
     QCFlag("R01", "refilled", ("sm", "st"), None,
@@ -181,6 +193,16 @@ class QCThresholds:
     calibrated on the synthetic twin's injected faults otherwise (soil temperature
     steps and spikes, flat-lines, noise bursts, excursion pairing, symmetry
     tolerance of breaks).
+
+    The level-shift fields: ``shift_half_window_h`` (h) and ``shift_degree`` set
+    the window either side of a step and the degree of the local polynomial
+    background of the regression step test; ``shift_noise_k`` its significance in
+    robust standard deviations of its own estimate (0 turns the test off);
+    ``break_persist_frac`` the share of a step by which the median level over
+    ``break_persist_h`` hours either side must move for a break or a shifted
+    segment's end (0 turns the check off); ``step_coherent_k`` the significance (in
+    the neighbour's robust sd) of a concurrent step at a sensor within
+    ``step_coherent_depth`` cm that makes a step a change of the soil.
     """
 
     sm_min: float = 0.0
@@ -214,9 +236,14 @@ class QCThresholds:
     step_symmetry_tol: float = 0.35
     step_noise_k: float = 4.0
     step_st_noise_k: float = 4.0
-    step_coherent_k: float = 3.0
+    step_coherent_k: float = 4.0
     step_coherent_depth: float = 15.0
     step_coherent_frac: float = 0.25
+    shift_half_window_h: float = 6.0
+    shift_degree: int = 3
+    shift_noise_k: float = 4.5
+    break_persist_frac: float = 0.25
+    break_persist_h: float = 24.0
     pair_tolerance: float = 0.3
     pair_noise_k: float = 2.0
     shift_min_h: float = 48.0
@@ -251,7 +278,8 @@ class QCThresholds:
             if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
                 msg = f"QC threshold {f.name} must be a finite number; got {value!r}."
                 raise ConfigError(msg)
-        for name in ("spike_half_window_h", "flat_min_h", "plateau_window_h", "noise_window_h", "rain_lag_h"):
+        for name in ("spike_half_window_h", "flat_min_h", "plateau_window_h", "noise_window_h", "rain_lag_h",
+                     "shift_half_window_h", "break_persist_h"):
             if getattr(self, name) <= 0:
                 msg = f"QC window {name} must be positive (hours); got {getattr(self, name)}."
                 raise ConfigError(msg)
