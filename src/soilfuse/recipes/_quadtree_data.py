@@ -49,9 +49,20 @@ KEYS = ("station_id", "time", "lat", "lon", "block", "land_cover", "climate_zone
 
 
 def build_covariates(
-    folder: Path, grid_hint: Grid | None, start: pd.Timestamp, end: pd.Timestamp, *, chunks: dict[str, int]
+    folder: Path,
+    grid_hint: Grid | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    chunks: dict[str, int],
+    memory_days: Sequence[int] = (),
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Daily covariate cube on the fine grid, and the reanalysis (for baselines).
+
+    ``memory_days`` (not in the paper; empty by default) adds, per window length ``n``,
+    the predictor ``lst_tend_{n}d`` = LST mean minus its mean over the ``n`` days up to
+    and including the day (K): whether the surface has been warming or cooling, which
+    deeper layers follow with a lag that same-day predictors cannot express.
 
     Returns
     -------
@@ -85,12 +96,22 @@ def build_covariates(
         lst[name] = filled[name]
     lst_mean = ((lst["lst_day"] + lst["lst_night"]) / 2.0).rename("lst_mean")
     lst_mean.attrs = {"units": "K", "long_name": "mean of day and night land surface temperature (gap-filled)"}
+    tendencies = [_tendency(lst_mean, n) for n in memory_days]
     evi_raw = evi(modis[["refl_b1", "refl_b2", "refl_b3"]])
     evi_filled = savgol(fill_spatiotemporal(evi_raw), window=7, order=2)["evi"]
-    cube = xr.merge([meteo, lst_mean.to_dataset(), evi_filled.to_dataset(), static], join="inner", compat="override",
+    cube = xr.merge([meteo, lst_mean.to_dataset(), *tendencies, evi_filled.to_dataset(), static], join="inner",
+                    compat="override",
                     combine_attrs="drop_conflicts")
     cube = cube.chunk({"time": chunks["time"], "y": chunks["y"], "x": chunks["x"]})
     return cube, rea
+
+
+def _tendency(lst_mean: xr.DataArray, days: int) -> xr.DataArray:
+    """LST mean minus its trailing ``days``-day mean (K); shorter windows at the period start."""
+    trailing = lst_mean.rolling(time=days, min_periods=1).mean()
+    out = (lst_mean - trailing).rename(f"lst_tend_{days}d")
+    out.attrs = {"units": "K", "long_name": f"LST mean minus its mean over the last {days} days"}
+    return out
 
 
 def _on_grid(ds: xr.Dataset, grid: Grid, what: str) -> xr.Dataset:

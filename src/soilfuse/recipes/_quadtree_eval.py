@@ -76,6 +76,7 @@ def fit_variants(
     ensemble_params: Mapping[str, Any],
     cascade_cv: int,
     target: str = "absolute",
+    offset_feature: str = "t2m",
     variants: Sequence[str] = VARIANTS,
     random_state: int = 0,
 ) -> dict[str, Any]:
@@ -87,6 +88,8 @@ def fit_variants(
         ``lon``, ``lat`` and the selected predictors.
     Y : pandas.DataFrame
         One column per depth (K), NaN where not observed.
+    offset_feature : str
+        Predictor the top depth learns a departure from when ``target="offset"``.
     ensemble_params : mapping
         Keyword arguments of :class:`~soilfuse.models.QuadtreeEnsemble`.
     """
@@ -95,7 +98,8 @@ def fit_variants(
 
     def cascade(estimator: QuadtreeEnsemble, upper: str = "crossfit", kind: str = target) -> LayerCascade:
         return LayerCascade(estimator, depths=depths, surface_features=SURFACE, upper=upper,  # type: ignore[arg-type]
-                            cv=cascade_cv, target=kind, random_state=random_state)  # type: ignore[arg-type]
+                            cv=cascade_cv, target=kind, offset_feature=offset_feature,  # type: ignore[arg-type]
+                            random_state=random_state)
 
     builders: dict[str, Callable[[], Any]] = {
         "ensemble": lambda: cascade(ensemble()),

@@ -21,8 +21,13 @@ Steps (each timed in the manifest):
 7. the HTML report.
 
 Profiles: ``paper`` follows the paper (threshold 30, six rotations, 10-fold CV, the
-full grid); ``demo`` keeps the method but searches a 2-point grid with 3 folds and
-trains on every second day, to run on two cores within minutes; ``test`` is tiny.
+full grid, absolute temperatures as targets). ``demo`` keeps the method but searches a
+2-point grid with 2 folds, trains on every third day and uses two extensions that
+are not in the paper: targets are departures (0 cm from the LST mean, each deeper
+depth from the estimate above) and LST-tendency predictors over 3 and 15 days.
+``test`` is the same on a tiny grid search with threshold 4. On the small twin (160
+stations) the extensions lower the mean RMSE against truth over the six depths from
+3.0 K (departures from air temperature, 2-fold cascade) to 2.0 K.
 """
 
 from __future__ import annotations
@@ -62,11 +67,14 @@ logger = logging.getLogger(__name__)
 #: Settings that differ between profiles (anything not listed follows the paper).
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"threshold": 30, "n_splits": 10, "cascade_cv": 5, "train_day_stride": 1, "target": "absolute",
+              "offset_feature": "t2m", "memory_days": [],
               "param_grid": {k: list(v) for k, v in PAPER_PARAM_GRID.items()}, "variants": list(VARIANTS)},
     "demo": {"threshold": 30, "n_splits": 2, "cascade_cv": 2, "train_day_stride": 3, "target": "offset",
+             "offset_feature": "lst_mean", "memory_days": [3, 15],
              "param_grid": {"n_estimators": [100], "max_depth": [4, 6], "learning_rate": [0.1]},
              "variants": ["ensemble", "single_rotation", "global", "absolute"]},
-    "test": {"threshold": 4, "n_splits": 2, "cascade_cv": 2, "train_day_stride": 1, "target": "offset",
+    "test": {"threshold": 4, "n_splits": 2, "cascade_cv": 5, "train_day_stride": 1, "target": "offset",
+             "offset_feature": "lst_mean", "memory_days": [3, 15],
              "param_grid": {"n_estimators": [60], "max_depth": [4], "learning_rate": [0.15]},
              "variants": ["ensemble", "single_rotation", "global", "absolute"]},
 }
@@ -90,7 +98,11 @@ class QuadtreeStOptions(BaseModel):
     min_blocks: int = Field(default=3, ge=3)
     cascade_cv: int | None = Field(default=None, ge=2)
     target: Literal["absolute", "offset"] | None = Field(
-        default=None, description="learn temperatures (paper) or departures from t2m / the layer above")
+        default=None, description="learn temperatures (paper) or departures from offset_feature / the layer above")
+    offset_feature: Literal["t2m", "lst_mean"] | None = Field(
+        default=None, description="predictor the 0 cm model learns a departure from (offset target)")
+    memory_days: list[int] | None = Field(
+        default=None, description="windows (days) of LST-tendency predictors; not in the paper")
     vif_threshold: float = Field(default=10.0, gt=1)
     train_day_stride: int | None = Field(default=None, ge=1)
     max_missing: float = Field(default=0.2, ge=0, le=1)
@@ -121,7 +133,8 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
     seed = cfg.seed
     with run.timer("covariates"):
         start, end = _period(cfg, folder)
-        cube, rea = build_covariates(folder, None, start, end, chunks=opts.chunks)
+        cube, rea = build_covariates(folder, None, start, end, chunks=opts.chunks,
+                                     memory_days=opts.setting("memory_days"))
     with run.timer("stations"):
         data, targets = station_targets(folder, opts.depths, cube, max_missing=opts.max_missing)
     with run.timer("training_table"):
@@ -141,6 +154,7 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
         params = _ensemble_params(opts, Grid.from_dataset(cube))
         models = fit_variants(X.iloc[fit_rows], Y.iloc[fit_rows], depths=opts.depths, ensemble_params=params,
                               cascade_cv=opts.setting("cascade_cv"), target=opts.setting("target"),
+                              offset_feature=opts.setting("offset_feature"),
                               variants=variants, random_state=seed)
         _save_models(models["ensemble"], opts.depths, run.sub("models"))
     with run.timer("holdout"):
