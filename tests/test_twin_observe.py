@@ -17,7 +17,7 @@ from soilfuse.twin.observe_common import (
     hash_uniform,
     profile_weights,
 )
-from soilfuse.twin.observe_grids import SMAPModel, cci_grid, reanalysis_grid, swath_mask
+from soilfuse.twin.observe_grids import SMAPModel, cci_grid, observe_grids, reanalysis_grid, swath_mask
 from soilfuse.twin.observe_optical import mod11_qc, observe_optical
 from soilfuse.twin.observe_stations import FAULTS, StationErrorModel, observe_stations
 
@@ -222,6 +222,20 @@ def test_observe_grids__reanalysis_errors_in_range(obs, figures):
     ds = obs.reanalysis
     assert ds.sizes["y"] == ds.sizes["x"] == 32
     assert ds["layer"].values.tolist() == ["0-7cm", "7-28cm", "28-100cm", "100-289cm"]
+
+
+def test_observe_grids__blocks_of_days_equal_whole_period(world, obs):
+    # 7-day time chunks: 18 blocks, each carrying one day over for the reanalysis lag.
+    chunked = dataclasses.replace(world, truth=world.truth.chunk({"time": 7}),
+                                  forcing=world.forcing.chunk({"time": 7}))
+    grids = observe_grids(chunked)
+    for key, ds in (("reanalysis", obs.reanalysis), ("cci", obs.cci), ("smap", obs.smap)):
+        ref = obs.truth_on_grids[key]
+        for name in ds.data_vars:
+            np.testing.assert_array_equal(grids[key][name].values, ds[name].values, err_msg=f"{key} {name}")
+        for name in ref.data_vars:
+            np.testing.assert_array_equal(grids[f"{key}_truth"][name].values, ref[name].values,
+                                          err_msg=f"{key} truth {name}")
 
 
 def test_observe_grids__reanalysis_biases_have_the_configured_shape(world, obs):

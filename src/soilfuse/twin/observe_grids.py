@@ -4,7 +4,10 @@ and SMAP-like satellite soil moisture.
 All three start from area means of the fine-grid truth and forcing on their own grid
 (:class:`~soilfuse.twin.observe_common.AreaAccumulator`, i.e. the overlap weights of
 :class:`soilfuse.regrid.Regridder` with ``method="mean"``), accumulated tile by tile and
-block of days by block of days, then add the errors the recipes have to overcome:
+block of days by block of days, then add the errors the recipes have to overcome. The
+errors are added block by block as well (the reanalysis carries one day over for its
+lag), so only the float32 products of the whole period are kept, with the same values
+as a computation over the whole period at once:
 
 * **reanalysis** (0.1°, ERA5-Land-like; Muñoz-Sabater et al. 2021): a Gaussian
   smoothing that lowers the effective resolution to ~25 km, a cold bias that grows
@@ -36,7 +39,7 @@ Usage
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,9 +290,8 @@ def observe_grids(
     cfg = world.config
     fine = cfg.grid
     times = pd.DatetimeIndex(world.truth["time"].values)
-    sm, sm_t, sm_b = profile_of(world.truth, "sm")
-    st, st_t, st_b = profile_of(world.truth, "st")
-    w_surf = profile_weights(sm_t, sm_b, [0.0], [5.0])[0]
+    _, sm_t, sm_b = profile_of(world.truth, "sm")
+    _, st_t, st_b = profile_of(world.truth, "st")
     g_rea, g_cci, g_smap = (reanalysis_grid(cfg.region, rea_m.resolution),
                             cci_grid(cfg.region, cci_m.resolution), smap_grid(cfg.region))
     acc = {
@@ -298,19 +300,63 @@ def observe_grids(
         "smap": AreaAccumulator(fine, g_smap, min_coverage=smap_m.min_coverage),
     }
     statics = _aggregate_static(world, acc, cfg.tile, rea_m)
-    n_sm, n_st = sm.shape[1], st.shape[1]
+    gaps = _cci_gap_series(g_cci, times.size, cfg.seed, cfg.region)
+    parts: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("rea", "rea_truth", "cci", "cci_truth",
+                                                                 "smap", "smap_truth")}
+    previous: FloatArray | None = None
+    for ts, fields in _coarse_blocks(world, acc):
+        # One carried day makes the lagged reanalysis fields of a block equal to the whole-period ones.
+        first = ts.start - (0 if previous is None else 1)
+        f_rea = fields["rea"] if previous is None else np.concatenate([previous, fields["rea"]])
+        rea, rea_truth = _reanalysis_block(f_rea, statics["rea"], (sm_t, sm_b), (st_t, st_b), g_rea,
+                                           times[first:ts.stop], rea_m, cfg.seed)
+        _place(parts["rea"], rea, ts, times.size, skip=ts.start - first)
+        _place(parts["rea_truth"], rea_truth, ts, times.size, skip=ts.start - first)
+        blocks = (("cci", _cci_block(fields["cci"], statics["cci"], g_cci, times, ts, cci_m, cfg.seed, gaps)),
+                  ("smap", _smap_block(fields["smap"], g_smap, times[ts], smap_m, cfg.seed)))
+        for key, (obs, truth) in blocks:
+            _place(parts[key], obs, ts, times.size)
+            _place(parts[f"{key}_truth"], truth, ts, times.size)
+        previous = fields["rea"][-1:]
+        logger.debug("grids: days %d-%d done", ts.start, ts.stop - 1)
+    rea_ds, rea_ref = _reanalysis_datasets(parts["rea"], parts["rea_truth"], statics["rea"], g_rea, times)
+    cci_ds, cci_ref = _cci_datasets(parts["cci"], parts["cci_truth"], g_cci, times)
+    smap_ds, smap_ref = _smap_datasets(parts["smap"], parts["smap_truth"], g_smap, times)
+    return {"reanalysis": rea_ds, "cci": cci_ds, "smap": smap_ds, "reanalysis_truth": rea_ref,
+            "cci_truth": cci_ref, "smap_truth": smap_ref}
+
+
+def _coarse_blocks(world: Any, acc: Mapping[str, AreaAccumulator]) -> Iterator[tuple[slice, dict[str, FloatArray]]]:
+    """Area means on the coarse grids of consecutive blocks of days, accumulated tile by tile.
+
+    Blocks follow the world's own time chunks (a misaligned block would decompress the
+    same chunk several times); besides the accumulators' sparse overlap weights (one
+    entry per fine cell and grid), memory follows one tile and one block of days on the
+    coarse grids, not the period.
+
+    Yields
+    ------
+    days : slice
+        Days of the block (indices into the world's time axis).
+    fields : dict of str to numpy.ndarray
+        ``rea``: ``(day, channel, y, x)`` sm layers (m3 m-3), st depths (K), forcing and
+        the frozen fraction; ``cci`` and ``smap``: ``(day, 4, y, x)`` surface (0-5 cm) soil
+        moisture (m3 m-3), frozen fraction (1), snow water equivalent (m) and LAI
+        (m2 m-2); NaN where the land cover is too small.
+    """
+    cfg = world.config
+    sm, sm_t, sm_b = profile_of(world.truth, "sm")
+    n_sm, n_st = sm.shape[1], profile_of(world.truth, "st")[0].shape[1]
+    w_surf = profile_weights(sm_t, sm_b, [0.0], [5.0])[0]
     names = _forcing_names(world)
     n_ch = n_sm + n_st + len(names) + 1
-    # Blocks of days follow the world's own time chunks (a misaligned block would
-    # decompress the same chunk several times).
+    nt = world.truth.sizes["time"]
     block = int(sm.chunks[0][0]) if sm.chunks is not None else 32
-    out: dict[str, list[FloatArray]] = {k: [] for k in ("rea", "cci", "smap")}
-    for t0 in range(0, times.size, block):
-        ts = slice(t0, min(times.size, t0 + block))
-        nt = ts.stop - ts.start
+    for t0 in range(0, nt, block):
+        ts = slice(t0, min(nt, t0 + block))
         for key, a in acc.items():
-            a.reset((nt, n_ch if key == "rea" else 4))
-        for rows, cols in tiles(fine.shape, cfg.tile):
+            a.reset((ts.stop - ts.start, n_ch if key == "rea" else 4))
+        for rows, cols in tiles(cfg.grid.shape, cfg.tile):
             arr = _load_block(world, names, ts, rows, cols)
             acc["rea"].add(arr, rows, cols)
             surf = np.einsum("k,tkyx->tyx", w_surf, arr[:, :n_sm])
@@ -318,17 +364,16 @@ def observe_grids(
                               arr[:, n_sm + n_st + names.index("lai")]], axis=1)
             acc["cci"].add(small, rows, cols)
             acc["smap"].add(small, rows, cols)
-        for key, a in acc.items():
-            out[key].append(a.result()[0])
-        logger.debug("grids: days %d-%d done", ts.start, ts.stop - 1)
-    rea_fields = np.concatenate(out["rea"], axis=0)
-    rea, rea_truth = _reanalysis(rea_fields, statics["rea"], (sm_t, sm_b), (st_t, st_b), g_rea,
-                                 times, rea_m, cfg.seed)
-    cci_ds, cci_truth = _cci(np.concatenate(out["cci"], axis=0), statics["cci"], g_cci, times,
-                             cci_m, cfg.seed, cfg.region)
-    smap_ds, smap_truth = _smap(np.concatenate(out["smap"], axis=0), g_smap, times, smap_m, cfg.seed)
-    return {"reanalysis": rea, "cci": cci_ds, "smap": smap_ds, "reanalysis_truth": rea_truth,
-            "cci_truth": cci_truth, "smap_truth": smap_truth}
+        yield ts, {key: a.result()[0] for key, a in acc.items()}
+
+
+def _place(store: dict[str, np.ndarray], block: Mapping[str, np.ndarray], days: slice, n_times: int,
+           skip: int = 0) -> None:
+    """Copy the ``(day, ...)`` arrays of a block, less ``skip`` leading days, into whole-period arrays."""
+    for name, values in block.items():
+        if name not in store:
+            store[name] = np.empty((n_times, *values.shape[1:]), dtype=values.dtype)
+        store[name][days] = values[skip:]
 
 
 def _forcing_names(world: Any) -> tuple[str, ...]:
@@ -349,37 +394,52 @@ def _load_block(world: Any, names: tuple[str, ...], ts: slice, rows: slice, cols
     return np.concatenate(parts, axis=1)
 
 
-def _aggregate_static(world: Any, acc: Mapping[str, AreaAccumulator], tile: int,
-                      rea_m: ReanalysisModel) -> dict[str, dict[str, FloatArray]]:
-    """Area means of the static maps each product needs."""
-    static = world.static
+_STATIC_FIELDS = ("elevation", "wet_bias", "land_fraction", *(f"ref{i}" for i in range(len(ERA5_LAYERS))),
+                  "st_cover_bias", "fc1", "wp1", "porosity")
+
+
+def _static_fields(static: xr.Dataset, rea_m: ReanalysisModel) -> FloatArray:
+    """Fine static fields the products need, ``(field, y, x)`` in the order of :data:`_STATIC_FIELDS`.
+
+    Elevation (m), reanalysis wet bias (m3 m-3), land fraction (1), the reference soil
+    moisture of each ERA5 layer (m3 m-3, mean of field capacity and wilting point),
+    reanalysis soil-temperature bias by cover (K), field capacity and wilting point of
+    the first ERA5 layer and the 0-5 cm porosity (m3 m-3).
+    """
     cz = np.asarray(static["climate_zone"].values)
     wet = np.vectorize(lambda z: rea_m.sm_wet_bias.get(int(z), 0.0))(cz) if cz.size else cz
     lc = np.asarray(static["land_cover"].values)
     cover = np.vectorize(lambda c: rea_m.st_cover_bias.get(int(c), 0.0))(lc) if lc.size else lc
     water = np.asarray(static["water_fraction"].values, "float64") if "water_fraction" in static \
-        else (np.asarray(static["land_cover"].values) == 5).astype("float64")
+        else (lc == 5).astype("float64")
     fc, fc_t, fc_b = profile_of(static, "field_capacity")
     wp, _, _ = profile_of(static, "wilting_point")
     por, _, _ = profile_of(static, "porosity")
+    fc_v, wp_v = np.asarray(fc.values), np.asarray(wp.values)
     w_era = profile_weights(fc_t, fc_b, [a for a, _ in ERA5_LAYERS], [b for _, b in ERA5_LAYERS])
     w_surf = profile_weights(fc_t, fc_b, [0.0], [5.0])
-    ref = 0.5 * (np.tensordot(w_era, np.asarray(fc.values), 1) + np.tensordot(w_era, np.asarray(wp.values), 1))
-    fields = np.concatenate([
+    ref = 0.5 * (np.tensordot(w_era, fc_v, 1) + np.tensordot(w_era, wp_v, 1))
+    return np.concatenate([
         np.asarray(static["elevation"].values, "float64")[None], wet[None], 1.0 - water[None], ref,
         np.asarray(cover, "float64")[None],
-        np.tensordot(w_era[:1], np.asarray(fc.values), 1), np.tensordot(w_era[:1], np.asarray(wp.values), 1),
+        np.tensordot(w_era[:1], fc_v, 1), np.tensordot(w_era[:1], wp_v, 1),
         np.tensordot(w_surf, np.asarray(por.values), 1),
     ])
-    names = ["elevation", "wet_bias", "land_fraction", *[f"ref{i}" for i in range(len(ERA5_LAYERS))],
-             "st_cover_bias", "fc1", "wp1", "porosity"]
+
+
+def _aggregate_static(world: Any, acc: Mapping[str, AreaAccumulator], tile: int,
+                      rea_m: ReanalysisModel) -> dict[str, dict[str, FloatArray]]:
+    """Area means of the static maps each product needs, read tile by tile."""
+    for a in acc.values():
+        a.reset((len(_STATIC_FIELDS),))
+    for rows, cols in tiles(world.config.grid.shape, tile):
+        fields = _static_fields(world.static.isel(y=rows, x=cols).load(), rea_m)
+        for a in acc.values():
+            a.add(fields, rows, cols)
     result: dict[str, dict[str, FloatArray]] = {}
     for key, a in acc.items():
-        a.reset((fields.shape[0],))
-        for rows, cols in tiles(world.config.grid.shape, tile):
-            a.add(fields[:, rows, cols], rows, cols)
         mean, frac = a.result()
-        result[key] = dict(zip(names, mean, strict=True))
+        result[key] = dict(zip(_STATIC_FIELDS, mean, strict=True))
         result[key]["coverage"] = a.coverage()
         result[key]["land_fraction"] = np.where(np.isfinite(mean[2]), mean[2] * frac[2], 0.0)
     return result
@@ -404,11 +464,16 @@ def _lagged(x: FloatArray, weight: float) -> FloatArray:
     return (1.0 - weight) * x + weight * prev
 
 
-def _reanalysis(
+def _reanalysis_block(
     f: FloatArray, stat: Mapping[str, FloatArray], sm_b: tuple[FloatArray, FloatArray],
     st_b: tuple[FloatArray, FloatArray], grid: Grid, times: pd.DatetimeIndex,
     m: ReanalysisModel, seed: int,
-) -> tuple[xr.Dataset, xr.Dataset]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Reanalysis fields and their error-free truth for consecutive days (float32, ``(day, ...)``).
+
+    ``f`` holds the area means of :func:`_coarse_blocks` (``rea``) of the days
+    ``times``; the first day's lagged fields use that day itself.
+    """
     n_sm, n_st = sm_b[0].size, st_b[0].size
     tops, bots = [a for a, _ in ERA5_LAYERS], [b for _, b in ERA5_LAYERS]
     w_sm = profile_weights(sm_b[0], sm_b[1], tops, bots)
@@ -417,16 +482,12 @@ def _reanalysis(
     st_true = np.einsum("lk,tkyx->tlyx", w_st, f[:, n_sm:n_sm + n_st])
     names = _FORCING + (_EVAP if f.shape[1] > n_sm + n_st + len(_FORCING) + 1 else ())
     forc = {v: f[:, n_sm + n_st + i] for i, v in enumerate(names)}
-    truth = {"sm": sm_true, "st": st_true, **forc}
     s = m.smooth_cells
     elev = stat["elevation"]
     t_bias = m.t_lapse_bias * (elev - np.nanmean(elev)) / 1000.0
-    nt = times.size
-    day = _day_numbers(times)
-    t_err = np.stack([_smooth(m.t_noise_sd * 2.0 * hash_normal(seed, _STREAM["rea"], d,
-                                                                np.arange(grid.shape[0])[:, None],
-                                                                np.arange(grid.shape[1])[None, :]),
-                              2.0) for d in day]) if nt else np.zeros((0, *grid.shape))
+    rows, cols = np.arange(grid.shape[0])[:, None], np.arange(grid.shape[1])[None, :]
+    t_err = np.stack([_smooth(m.t_noise_sd * 2.0 * hash_normal(seed, _STREAM["rea"], d, rows, cols), 2.0)
+                      for d in _day_numbers(times)])
     t2m = _smooth(forc["t2m"], s) + t_bias + t_err
     st_s = _lagged(_smooth(st_true, s), m.st_lag)
     t2m_s = _smooth(forc["t2m"], s)[:, None]
@@ -449,23 +510,29 @@ def _reanalysis(
     data = {
         "t2m": t2m, "tp": tp, "ssrd": _smooth(forc["ssrd"], s) * 1.03, "ssr": ssr, "strd": strd,
         "u10": _smooth(forc["u10"], s), "v10": _smooth(forc["v10"], s),
-        "sd": np.clip(_smooth(forc["sd"], s) * 1.2, 0.0, None), "pev": pev, "e": e,
+        "sd": np.clip(_smooth(forc["sd"], s) * 1.2, 0.0, None), "pev": pev, "e": e, "sm": sm, "st": st,
     }
-    coords = {"time": times, **depth_coords(tops, bots)}
+    truth = {**forc, "sm": sm_true, "st": st_true}
+    return ({k: v.astype("float32") for k, v in data.items()},
+            {k: v.astype("float32") for k, v in truth.items()})
+
+
+def _reanalysis_datasets(data: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
+                         stat: Mapping[str, FloatArray], grid: Grid,
+                         times: pd.DatetimeIndex) -> tuple[xr.Dataset, xr.Dataset]:
+    """The reanalysis and its truth as annotated datasets (ERA5 layers on ``depth``)."""
+    coords = {"time": times, **depth_coords([a for a, _ in ERA5_LAYERS], [b for _, b in ERA5_LAYERS])}
+
+    def dims(name: str) -> tuple[str, ...]:
+        return ("time", "depth", "y", "x") if name in ("sm", "st") else ("time", "y", "x")
+
     ds = xr.Dataset(
-        {k: (("time", "y", "x"), v.astype("float32")) for k, v in data.items()}
-        | {"sm": (("time", "depth", "y", "x"), sm.astype("float32")),
-           "st": (("time", "depth", "y", "x"), st.astype("float32")),
-           "land_fraction": (("y", "x"), stat["land_fraction"].astype("float32"))},
+        {k: (dims(k), v) for k, v in data.items()}
+        | {"land_fraction": (("y", "x"), stat["land_fraction"].astype("float32"))},
         coords=coords,
         attrs={"title": "Synthetic ERA5-Land-like reanalysis (soilfuse twin)"},
     )
-    ref_ds = xr.Dataset(
-        {k: (("time", "y", "x"), v.astype("float32")) for k, v in forc.items()}
-        | {"sm": (("time", "depth", "y", "x"), truth["sm"].astype("float32")),
-           "st": (("time", "depth", "y", "x"), truth["st"].astype("float32"))},
-        coords=coords,
-    )
+    ref_ds = xr.Dataset({k: (dims(k), v) for k, v in truth.items()}, coords=coords)
     return _annotate(with_grid(ds, grid)), _annotate(with_grid(ref_ds, grid))
 
 
@@ -495,29 +562,33 @@ def _day_numbers(times: pd.DatetimeIndex) -> np.ndarray:
 
 
 # ====================================================================== CCI
-def _cci(
-    f: FloatArray, stat: Mapping[str, FloatArray], grid: Grid, times: pd.DatetimeIndex,
-    m: CCIModel, seed: int, region: Region,
-) -> tuple[xr.Dataset, xr.Dataset]:
+def _cci_gap_series(grid: Grid, n_times: int, seed: int, region: Region) -> SmoothSeries:
+    """The smooth random field whose low values are the days without a CCI observation."""
+    lon, lat = grid.lonlat()
+    return SmoothSeries(seed, "cci-overpass-gaps", _snap(region, 0.25), 250.0, 0.3, n_times, lon[0], lat[:, 0])
+
+
+def _cci_block(
+    f: FloatArray, stat: Mapping[str, FloatArray], grid: Grid, times: pd.DatetimeIndex, days: slice,
+    m: CCIModel, seed: int, gaps: SmoothSeries,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """CCI variables and their truth on the days ``days`` of ``times`` from the area means ``f``."""
+    from scipy.special import ndtri
+
     truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-    nt = times.size
     ny, nx = grid.shape
-    day = _day_numbers(times)[:, None, None]
+    day = _day_numbers(times[days])[:, None, None]
     r = np.arange(ny)[None, :, None]
     c = np.arange(nx)[None, None, :]
     noise = hash_normal(seed, _STREAM["rea"] + 10, day, r, c)
     u_fail = hash_uniform(seed, _STREAM["cci"], day, r, c)
     u_low = hash_uniform(seed, _STREAM["cci"] + 1, day, r, c)
-    lon, lat = grid.lonlat()
-    gaps = SmoothSeries(seed, "cci-overpass-gaps", _snap(region, 0.25), 250.0, 0.3, nt,
-                        lon[0], lat[:, 0]).values(0, nt) if nt else np.zeros((0, ny, nx))
-    doy = np.asarray(times.day_of_year)
+    lon, _ = grid.lonlat()
+    doy = np.asarray(times[days].day_of_year)
     p_gap = m.gap_fraction + m.gap_winter * np.cos(2 * np.pi * (doy - 15) / 365.25)
-    from scipy.special import ndtri
-
-    no_obs = gaps < ndtri(np.clip(p_gap, 1e-3, 1 - 1e-3))[:, None, None]
+    no_obs = gaps.values(days.start, days.stop) < ndtri(np.clip(p_gap, 1e-3, 1 - 1e-3))[:, None, None]
     valid_truth = np.isfinite(truth)
-    flag = np.zeros((nt, ny, nx), dtype="int16")
+    flag = np.zeros(truth.shape, dtype="int16")
     flag |= np.where((frozen >= m.frozen_fraction) | (sd >= m.snow_swe), 1, 0).astype("int16")
     flag |= np.where(lai >= m.dense_lai, 2, 0).astype("int16")
     flag |= np.where(u_fail < m.failure_rate, 4, 0).astype("int16")
@@ -532,30 +603,35 @@ def _cci(
     sm = np.where(masked, np.nan, value)
     flag = np.where(valid_truth, flag, 0)
     has = np.isfinite(sm)
-    lon_b = lon[None]
-    t0 = np.where(has, day + (1.5 - lon_b / 15.0) / 24.0, np.nan)
     combos = np.array([1888, 1824, 1376], dtype="int16")
     pick = (hash_uniform(seed, _STREAM["cci"] + 2, day, r, c) * combos.size).astype(int)
-    ds = xr.Dataset(
-        {
-            "sm": (("time", "y", "x"), sm.astype("float32"), variable_attrs("sm")),
-            "sm_uncertainty": (("time", "y", "x"),
-                               np.where(has, sigma * (1 + lai / 4), np.nan).astype("float32"),
-                               variable_attrs("sm_uncertainty")),
-            "flag": (("time", "y", "x"), flag.astype("int8"), {"long_name": "Flag"}),
-            "t0": (("time", "y", "x"), t0, {"long_name": "Observation Timestamp",
-                                            "units": "days since 1970-01-01 00:00:00 UTC"}),
-            "dnflag": (("time", "y", "x"), np.where(has, 2, 0).astype("int8"), {"long_name": "Day / Night Flag"}),
-            "mode": (("time", "y", "x"), np.where(has, 2, 0).astype("int8"), {"long_name": "Satellite  Mode"}),
-            "sensor": (("time", "y", "x"), np.where(has, combos[pick], 0).astype("int16"), {"long_name": "Sensor"}),
-            "freqbandID": (("time", "y", "x"), np.where(has, 11, 0).astype("int16"),
-                           {"long_name": "Frequency Band Identification"}),
-        },
-        coords={"time": times},
-    )
-    ref = xr.Dataset({"sm": (("time", "y", "x"), truth.astype("float32"), variable_attrs("sm")),
-                      "frozen_fraction": (("time", "y", "x"), frozen.astype("float32"))},
-                     coords={"time": times})
+    obs = {
+        "sm": sm.astype("float32"),
+        "sm_uncertainty": np.where(has, sigma * (1 + lai / 4), np.nan).astype("float32"),
+        "flag": flag.astype("int8"),
+        "t0": np.where(has, day + (1.5 - lon[None] / 15.0) / 24.0, np.nan),
+        "dnflag": np.where(has, 2, 0).astype("int8"),
+        "mode": np.where(has, 2, 0).astype("int8"),
+        "sensor": np.where(has, combos[pick], 0).astype("int16"),
+        "freqbandID": np.where(has, 11, 0).astype("int16"),
+    }
+    return obs, {"sm": truth.astype("float32"), "frozen_fraction": frozen.astype("float32")}
+
+
+def _cci_datasets(obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], grid: Grid,
+                  times: pd.DatetimeIndex) -> tuple[xr.Dataset, xr.Dataset]:
+    """The CCI variables (with CCI attributes) and their truth as datasets."""
+    attrs = {
+        "sm": variable_attrs("sm"), "sm_uncertainty": variable_attrs("sm_uncertainty"),
+        "flag": {"long_name": "Flag"},
+        "t0": {"long_name": "Observation Timestamp", "units": "days since 1970-01-01 00:00:00 UTC"},
+        "dnflag": {"long_name": "Day / Night Flag"}, "mode": {"long_name": "Satellite  Mode"},
+        "sensor": {"long_name": "Sensor"}, "freqbandID": {"long_name": "Frequency Band Identification"},
+    }
+    dims = ("time", "y", "x")
+    ds = xr.Dataset({k: (dims, v, attrs[k]) for k, v in obs.items()}, coords={"time": times})
+    ref = xr.Dataset({"sm": (dims, truth["sm"], variable_attrs("sm")),
+                      "frozen_fraction": (dims, truth["frozen_fraction"])}, coords={"time": times})
     return with_grid(ds, grid), with_grid(ref, grid)
 
 
@@ -580,8 +656,9 @@ def swath_mask(grid: Grid, times: pd.DatetimeIndex, m: SMAPModel, seed: int) -> 
     return np.asarray(dist_km < m.swath_km / 2)
 
 
-def _smap(f: FloatArray, grid: Grid, times: pd.DatetimeIndex, m: SMAPModel,
-          seed: int) -> tuple[xr.Dataset, xr.Dataset]:
+def _smap_block(f: FloatArray, grid: Grid, times: pd.DatetimeIndex, m: SMAPModel,
+                seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """SMAP soil moisture and its truth on the days ``times`` from the area means ``f``."""
     truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
     ny, nx = grid.shape
     day = _day_numbers(times)[:, None, None]
@@ -594,12 +671,17 @@ def _smap(f: FloatArray, grid: Grid, times: pd.DatetimeIndex, m: SMAPModel,
               | rfi | ~np.isfinite(truth))
     value = np.clip(truth + m.bias + m.noise_sd * hash_normal(seed, _STREAM["smap"] + 2, day, r, c), 0.02, 0.6)
     dca = np.clip(value + m.dca_sd * hash_normal(seed, _STREAM["smap"] + 3, day, r, c), 0.02, 0.6)
-    ds = xr.Dataset(
-        {"sm": (("time", "y", "x"), np.where(masked, np.nan, value).astype("float32"), variable_attrs("sm")),
-         "sm_dca": (("time", "y", "x"), np.where(masked, np.nan, dca).astype("float32"), variable_attrs("sm"))},
-        coords={"time": times},
-    )
-    ref = xr.Dataset({"sm": (("time", "y", "x"), truth.astype("float32"), variable_attrs("sm")),
-                      "frozen_fraction": (("time", "y", "x"), frozen.astype("float32")),
-                      "swath": (("time", "y", "x"), seen)}, coords={"time": times})
+    obs = {"sm": np.where(masked, np.nan, value).astype("float32"),
+           "sm_dca": np.where(masked, np.nan, dca).astype("float32")}
+    return obs, {"sm": truth.astype("float32"), "frozen_fraction": frozen.astype("float32"), "swath": seen}
+
+
+def _smap_datasets(obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], grid: Grid,
+                   times: pd.DatetimeIndex) -> tuple[xr.Dataset, xr.Dataset]:
+    """The SMAP soil moisture and its truth (with the swath mask) as datasets."""
+    dims = ("time", "y", "x")
+    ds = xr.Dataset({k: (dims, v, variable_attrs("sm")) for k, v in obs.items()}, coords={"time": times})
+    ref = xr.Dataset({"sm": (dims, truth["sm"], variable_attrs("sm")),
+                      "frozen_fraction": (dims, truth["frozen_fraction"]), "swath": (dims, truth["swath"])},
+                     coords={"time": times})
     return with_grid(ds, grid), with_grid(ref, grid)

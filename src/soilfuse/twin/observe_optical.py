@@ -61,8 +61,9 @@ logger = logging.getLogger(__name__)
 SKY_CODES = {"clear": 0, "edge": 1, "cloudy": 2, "failed": 3}
 _STREAM = {"lst_day": 301, "lst_night": 302, "refl": 310, "ndvi": 320, "evi": 321, "lai": 322,
            "albedo": 323, "failed": 330}
-# The day and night sky masks are kept in memory (computed once) up to this size in bytes.
-_PERSIST_LIMIT = 2**30
+# The day and night sky masks are kept in memory (computed once) up to this size in bytes;
+# larger ones are recomputed per 16-day period and tile, which bounds their memory on any domain.
+_PERSIST_LIMIT = 2**28
 
 
 @dataclass(frozen=True)

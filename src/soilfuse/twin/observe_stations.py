@@ -449,7 +449,7 @@ def _station_attributes(meta: pd.DataFrame, static: xr.Dataset, seed: int) -> pd
         if name in static:
             prof, tops, bottoms = profile_of(static, name)
             w = profile_weights(tops, bottoms, [0.0], [5.0])[0]
-            out[name] = np.round(np.tensordot(w, np.asarray(prof.values)[:, r, c], axes=1), 1)
+            out[name] = np.round(np.tensordot(w, _at_cells(prof, r, c), axes=1), 1)
     out["saturation"] = np.round(_porosity_at(static, r, c, 0.0, 30.0), 4)
     out["sm_depths"] = [";".join(cf.layer_label(*d) for d in NETWORKS[n].sm) if s else ""
                         for n, s in zip(out["network"], out["has_sm"], strict=True)]
@@ -465,7 +465,12 @@ def _station_attributes(meta: pd.DataFrame, static: xr.Dataset, seed: int) -> pd
 def _porosity_at(static: xr.Dataset, r: np.ndarray, c: np.ndarray, top: float, bottom: float) -> FloatArray:
     prof, tops, bottoms = profile_of(static, "porosity")
     w = profile_weights(tops, bottoms, [top], [bottom])[0]
-    return np.tensordot(w, np.asarray(prof.values)[:, r, c], axes=1)
+    return np.tensordot(w, _at_cells(prof, r, c), axes=1)
+
+
+def _at_cells(da: xr.DataArray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Values of ``da`` (``(..., y, x)``) at the cells ``(r, c)``, ``(..., cell)``, reading only those cells."""
+    return np.asarray(da.isel(y=xr.DataArray(r, dims="cell"), x=xr.DataArray(c, dims="cell")).values)
 
 
 def _hn(seed: int, stream: int, *keys: object) -> FloatArray:

@@ -145,7 +145,7 @@ def _write_static(world: Any, folder: Path) -> list[Path]:
         if da.ndim == 3:
             prof, tops, bottoms = profile_of(static, str(name))
             coords = cf.depth_coords(tops.tolist(), bottoms.tolist())
-            da = xr.DataArray(np.asarray(prof.values), dims=("depth", "y", "x"),
+            da = xr.DataArray(prof.data, dims=("depth", "y", "x"),
                               coords={"depth": coords["depth"], "layer": coords["layer"],
                                       "y": static["y"], "x": static["x"],
                                       "spatial_ref": static["spatial_ref"]},
