@@ -393,11 +393,19 @@ def _excursions_and_breaks(
     paired[starts] = True
     paired[stops] = True
     lone_min = th.step_sm_min if is_sm else th.step_st_lone_min
-    lone = (steps != 0) & ~paired & (np.abs(steps) > lone_min) & ~spikes & ~k.shift(spikes, 1, False)
+    # a step into or out of a value another check flagged (a spike, a drop, a noise
+    # burst, a frozen spell) is that fault's edge, not a break
+    flagged = spikes | (s.flags[s.keep] != 0)
+    edge = flagged | k.shift(flagged, 1, False) | k.shift(flagged, -1, False)
+    lone = (steps != 0) & ~paired & (np.abs(steps) > lone_min) & ~edge
     if th.break_persist_frac > 0:
         # a break changes the level for good: the day-long medians either side differ
         at = np.flatnonzero(lone)
         lone[at[~_holds(x, steps, at, s.hours(th.break_persist_h), th.break_persist_frac)]] = False
+    if th.break_short_frac > 0:
+        # ... and at once: the level just after the step is not back where it was
+        at = np.flatnonzero(lone)
+        lone[at[~_holds(x, steps, at, s.hours(th.break_short_h), th.break_short_frac)]] = False
     if is_sm and rain is not None:
         # wetting fronts: an unpaired rise after rain is natural, not a break
         lone &= ~((steps > 0) & (rain >= th.rain_min))

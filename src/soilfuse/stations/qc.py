@@ -200,7 +200,10 @@ class QCThresholds:
     robust standard deviations of its own estimate (0 turns the test off);
     ``break_persist_frac`` the share of a step by which the median level over
     ``break_persist_h`` hours either side must move for a break or a shifted
-    segment's end (0 turns the check off); ``step_coherent_k`` the significance (in
+    segment's end (0 turns the check off), and ``break_short_frac`` the share by
+    which the median over ``break_short_h`` hours either side must move for an
+    unpaired break (a dip that recovers within hours is noise, not a break; 0 turns
+    it off); ``step_coherent_k`` the significance (in
     the neighbour's robust sd) of a concurrent step at a sensor within
     ``step_coherent_depth`` cm that makes a step a change of the soil.
     """
@@ -244,6 +247,8 @@ class QCThresholds:
     shift_noise_k: float = 4.5
     break_persist_frac: float = 0.25
     break_persist_h: float = 24.0
+    break_short_frac: float = 0.5
+    break_short_h: float = 3.0
     pair_tolerance: float = 0.3
     pair_noise_k: float = 2.0
     shift_min_h: float = 48.0
@@ -279,7 +284,7 @@ class QCThresholds:
                 msg = f"QC threshold {f.name} must be a finite number; got {value!r}."
                 raise ConfigError(msg)
         for name in ("spike_half_window_h", "flat_min_h", "plateau_window_h", "noise_window_h", "rain_lag_h",
-                     "shift_half_window_h", "break_persist_h"):
+                     "shift_half_window_h", "break_persist_h", "break_short_h"):
             if getattr(self, name) <= 0:
                 msg = f"QC window {name} must be positive (hours); got {getattr(self, name)}."
                 raise ConfigError(msg)
