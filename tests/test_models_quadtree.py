@@ -167,6 +167,28 @@ def test_layer_cascade__replaces_surface_features_and_handles_missing_depths() -
         assert rmse[0] < 0.6 and rmse[1] < 0.8
 
 
+def test_layer_cascade__offset_features_per_depth_extrapolate_with_their_reference() -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(6)
+    n = 500
+    X = pd.DataFrame({"lon": rng.uniform(0, 4, n), "lat": rng.uniform(0, 4, n), "evi": rng.uniform(0, 1, n),
+                      "ref0": rng.uniform(270, 290, n)})
+    X["ref5"] = X["ref0"] - 1.0
+    # each depth is its reference plus a function of EVI
+    Y = pd.DataFrame({"0cm": X["ref0"] + 2 * X["evi"], "5cm": X["ref5"] + 3 * X["evi"]})
+    new = X.iloc[:50].assign(ref0=300.0, ref5=299.0)  # warmer than any training row
+    truth = np.column_stack([300 + 2 * new["evi"], 299 + 3 * new["evi"]])
+    cas = LayerCascade(DecisionTreeRegressor(max_depth=6, random_state=0), depths=("0cm", "5cm"),
+                       surface_features=(), target="offset", offset_features=("ref0", "ref5"), cv=3).fit(X, Y)
+    assert np.abs(cas.predict(new) - truth).max() < 0.2
+    absolute = LayerCascade(DecisionTreeRegressor(max_depth=6, random_state=0), depths=("0cm", "5cm"),
+                            surface_features=(), cv=3).fit(X, Y)
+    assert (absolute.predict(new)[:, 0] < 293).all()  # trees clip to the training range
+    with pytest.raises(DataError, match="one column per depth"):
+        LayerCascade(LinearRegression(), depths=("0cm", "5cm"), target="offset", offset_features=("ref0",)).fit(X, Y)
+
+
 def test_screen_vif__paper_exceptions() -> None:
     rng = np.random.default_rng(6)
     n = 800

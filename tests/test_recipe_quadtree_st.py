@@ -64,23 +64,25 @@ def test_run_recipe__ensemble_beats_global_model_against_truth(run: Path) -> Non
     scores = pd.read_csv(run / "tables" / "truth_scores.csv").pivot_table(
         index="depth", columns="variant", values="RMSE")
     assert len(scores) == 6
-    # Local, rotated models beat one global XGBoost on average over the depths and at
-    # most depths. Measured (seed 0, RMSE against truth at every pixel, K, depths
-    # 0/5/10/15/20/40 cm): ensemble 2.18/1.55/1.65/1.79/2.19/2.48, global
-    # 2.17/1.90/2.25/2.49/3.52/4.27. At 0 cm, with few stations, both are one leaf.
-    assert scores["ensemble"].mean() <= 0.8 * scores["global"].mean(), scores
-    assert (scores["ensemble"] <= scores["global"] + 0.05).all(), scores
+    # Local, rotated models beat one global XGBoost at every depth and on average.
+    # Measured (seed 0, RMSE against truth at every pixel, K, depths 0/5/10/15/20/40 cm):
+    # ensemble 2.19/1.53/1.50/1.88/1.53/1.40, global 2.29/1.71/1.63/1.93/1.64/1.56
+    # (mean 1.67 vs 1.80: with departures from the reanalysis little spatial structure
+    # is left for the leaves to capture).
+    assert scores["ensemble"].mean() <= 0.95 * scores["global"].mean(), scores
+    assert (scores["ensemble"] <= scores["global"]).all(), scores
 
 
 def test_run_recipe__ensemble_against_interpolated_reanalysis(run: Path) -> None:
     scores = pd.read_csv(run / "tables" / "truth_scores.csv").pivot_table(
         index="depth", columns="variant", values="RMSE")
-    # The reanalysis baseline is 2.40/2.21/2.18/2.17/2.18/2.37 K. The ensemble is at most
-    # 0.9 x that at 5-15 cm (0.70/0.76/0.83) and better on average, but only on a par at
-    # 0 cm (0.91) and 20-40 cm (1.00/1.04): the "0.9 x at every depth" is not met.
+    # The reanalysis baseline is 2.40/2.21/2.18/2.17/2.18/2.37 K; the ensemble is
+    # 0.69/0.69/0.87/0.70/0.59 x that at 5-40 cm but 0.91 x at 0 cm, where no station of
+    # the western plateau measures: the "0.9 x at every depth" misses at 0 cm.
     ratio = scores["ensemble"] / scores["reanalysis"]
-    assert (ratio[["5cm", "10cm", "15cm"]] <= 0.9).all(), ratio
-    assert scores["ensemble"].mean() <= 0.92 * scores["reanalysis"].mean(), scores
+    assert (ratio.drop("0cm") <= 0.9).all(), ratio
+    assert ratio["0cm"] <= 0.95, ratio
+    assert scores["ensemble"].mean() <= 0.8 * scores["reanalysis"].mean(), scores
 
 
 def test_run_recipe__rotations_remove_seams(run: Path) -> None:

@@ -16,7 +16,10 @@ from that depth's training).
 ``target="offset"`` (not in the paper) makes every model learn a departure instead of
 the temperature itself: the top depth learns ``y − X[offset_feature]`` (e.g. soil minus
 air temperature) and each deeper depth ``y − upper``; predictions add the reference
-back. Tree ensembles cannot extrapolate beyond the targets they saw, so where
+back. With ``offset_features`` (one column of X per depth, e.g. a reanalysis soil
+temperature interpolated to each depth) every depth learns its departure from its own
+column instead, so errors do not accumulate down the chain while the estimate above
+remains an input. Tree ensembles cannot extrapolate beyond the targets they saw, so where
 stations miss a climate (e.g. a cold plateau without 0 cm sensors) absolute targets
 are clipped to the training range while departures stay physical.
 
@@ -88,6 +91,9 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         Learn temperatures (paper) or departures from the reference (see above).
     offset_feature : str
         Column of X that is the reference of the top depth in ``offset`` mode.
+    offset_features : sequence of str, optional
+        One column of X per depth, the reference of each depth in ``offset`` mode
+        (overrides ``offset_feature`` and the layer above).
     random_state : int, optional
 
     Attributes
@@ -109,6 +115,7 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         block_size: float = 1.0,
         target: Literal["absolute", "offset"] = "absolute",
         offset_feature: str = "t2m",
+        offset_features: Sequence[str] | None = None,
         random_state: int | None = None,
     ) -> None:
         self.estimator = estimator
@@ -120,6 +127,7 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         self.block_size = block_size
         self.target = target
         self.offset_feature = offset_feature
+        self.offset_features = offset_features
         self.random_state = random_state
 
     def fit(self, X: Any, Y: Any) -> LayerCascade:
@@ -136,6 +144,9 @@ class LayerCascade(RegressorMixin, BaseEstimator):
             raise DataError(msg)
         if self.target not in ("absolute", "offset"):
             msg = f"target must be 'absolute' or 'offset'; got {self.target!r}."
+            raise DataError(msg)
+        if self.offset_features is not None and len(self.offset_features) != len(self.depths):
+            msg = f"offset_features needs one column per depth ({len(self.depths)}); got {list(self.offset_features)}."
             raise DataError(msg)
         validate_data(
             self, X, Y, reset=True,
@@ -231,12 +242,16 @@ class LayerCascade(RegressorMixin, BaseEstimator):
         """What the depth's model learns a departure from (0 for absolute targets)."""
         if self.target == "absolute":
             return 0.0
-        if d > 0 and upper is not None:
+        if self.offset_features is not None:
+            column = self.offset_features[d]
+        elif d > 0 and upper is not None:
             return upper
-        if self.offset_feature not in Xd.columns:
-            msg = f"offset_feature {self.offset_feature!r} is not a column of X; columns are {list(Xd.columns)}."
+        else:
+            column = self.offset_feature
+        if column not in Xd.columns:
+            msg = f"Offset reference {column!r} is not a column of X; columns are {list(Xd.columns)}."
             raise DataError(msg)
-        return Xd[self.offset_feature].to_numpy(dtype="float64")
+        return Xd[column].to_numpy(dtype="float64")
 
     def _new_estimator(self) -> Any:
         if self.estimator is None:

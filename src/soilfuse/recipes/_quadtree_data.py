@@ -56,6 +56,7 @@ def build_covariates(
     *,
     chunks: dict[str, int],
     memory_days: Sequence[int] = (),
+    reanalysis_depths: Sequence[str] = (),
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Daily covariate cube on the fine grid, and the reanalysis (for baselines).
 
@@ -63,6 +64,10 @@ def build_covariates(
     the predictor ``lst_tend_{n}d`` = LST mean minus its mean over the ``n`` days up to
     and including the day (K): whether the surface has been warming or cooling, which
     deeper layers follow with a lag that same-day predictors cannot express.
+    ``reanalysis_depths`` (not in the paper; empty by default) adds, per depth ``d``,
+    ``st_rea_<d>``: the reanalysis soil temperature linearly interpolated to that depth
+    (:func:`reanalysis_st_at_depths`) and bilinear on the fine grid (K), as references
+    the models can learn departures from.
 
     Returns
     -------
@@ -87,6 +92,12 @@ def build_covariates(
         raise DataError(msg)
     to_fine = Regridder(Grid.from_dataset(rea), fine, "bilinear")
     meteo = to_fine(rea[list(METEO)].chunk({"time": chunks["time"]}))
+    if reanalysis_depths:
+        st = reanalysis_st_at_depths(rea, reanalysis_depths)["st"].chunk({"time": chunks["time"]})
+        levels = xr.Dataset({f"st_rea_{d}": st.isel(depth=k, drop=True) for k, d in enumerate(reanalysis_depths)})
+        for d in reanalysis_depths:
+            levels[f"st_rea_{d}"].attrs = {"units": "K", "long_name": f"reanalysis soil temperature at {d} (bilinear)"}
+        meteo = meteo.merge(to_fine(levels))
     modis = _on_grid(load_modis(folder, ["lst_day", "lst_night", "refl_b1", "refl_b2", "refl_b3"], qc="good"),
                      fine, "MODIS layers")
     modis = modis.sel(time=slice(start, end)).chunk({"time": -1, "y": chunks["y"], "x": chunks["x"]})

@@ -77,6 +77,7 @@ def fit_variants(
     cascade_cv: int,
     target: str = "absolute",
     offset_feature: str = "t2m",
+    offset_features: Sequence[str] | None = None,
     variants: Sequence[str] = VARIANTS,
     random_state: int = 0,
 ) -> dict[str, Any]:
@@ -90,6 +91,8 @@ def fit_variants(
         One column per depth (K), NaN where not observed.
     offset_feature : str
         Predictor the top depth learns a departure from when ``target="offset"``.
+    offset_features : sequence of str, optional
+        One predictor per depth that depth learns a departure from (overrides the above).
     ensemble_params : mapping
         Keyword arguments of :class:`~soilfuse.models.QuadtreeEnsemble`.
     """
@@ -99,6 +102,7 @@ def fit_variants(
     def cascade(estimator: QuadtreeEnsemble, upper: str = "crossfit", kind: str = target) -> LayerCascade:
         return LayerCascade(estimator, depths=depths, surface_features=SURFACE, upper=upper,  # type: ignore[arg-type]
                             cv=cascade_cv, target=kind, offset_feature=offset_feature,  # type: ignore[arg-type]
+                            offset_features=offset_features,
                             random_state=random_state)
 
     builders: dict[str, Callable[[], Any]] = {
