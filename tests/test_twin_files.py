@@ -24,6 +24,8 @@ from soilfuse.io.products.smap import read_smap
 from soilfuse.io.stations import read_stations
 from soilfuse.twin import TwinConfig, evaluate, generate, make_world, observe, write_twin
 from soilfuse.twin import write as twin_write
+from soilfuse.twin.observe_grids import observe_grids
+from soilfuse.twin.observe_scores import GridScores
 from soilfuse.twin.observe_stations import plan_stations, station_batches
 
 
@@ -233,6 +235,28 @@ def test_stream_stations__same_files_and_figures_as_in_memory_tables(twin, tmp_p
     assert streamed.station_summary is not None
     figures = evaluate(world, streamed)
     assert figures["stations"] == evaluate(world, obs)["stations"]
+
+
+def test_stream_grids__same_files_and_figures_as_in_memory_products(tmp_path):
+    # Blocks of 4 days across a new year: the yearly reanalysis files are written piece by piece.
+    world = make_world(TwinConfig.from_size("small", start="2018-12-22", end="2019-01-08"))
+    chunked = dataclasses.replace(world, truth=world.truth.chunk({"time": 4}),
+                                  forcing=world.forcing.chunk({"time": 4}))
+    streamed = observe(chunked, stream_stations=True, stream_grids=True)
+    assert streamed.grid_plan is not None and "t2m" not in streamed.reanalysis
+    grids = observe_grids(world)
+    in_memory = dataclasses.replace(streamed, reanalysis=grids["reanalysis"], cci=grids["cci"],
+                                    smap=grids["smap"], grid_plan=None)
+    files = twin_write._write_grids(chunked, streamed, tmp_path / "stream")
+    expected = twin_write._write_grids(world, in_memory, tmp_path / "memory")
+    rel = sorted(p.relative_to(tmp_path / "stream") for p in files)
+    assert rel == sorted(p.relative_to(tmp_path / "memory") for p in expected)
+    assert {"reanalysis/era5land_2018.nc", "reanalysis/era5land_2019.nc"} <= {p.as_posix() for p in rel}
+    for p in rel:
+        with xr.open_dataset(tmp_path / "stream" / p) as a, xr.open_dataset(tmp_path / "memory" / p) as b:
+            assert a.load().identical(b.load()), p
+    assert in_memory.grid_scores is None and streamed.grid_scores is not None
+    assert streamed.grid_scores.result() == GridScores().add(grids).result()
 
 
 def test_describe__works_on_every_kind_of_file(twin):

@@ -28,8 +28,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilfuse.twin.observe_grids import CCIModel, ReanalysisModel, SMAPModel, observe_grids
+from soilfuse.twin.observe_grids import (
+    CCIModel,
+    GridPlan,
+    ReanalysisModel,
+    SMAPModel,
+    land_fractions,
+    observe_grids,
+    plan_grids,
+)
 from soilfuse.twin.observe_optical import OpticalModel, observe_optical
+from soilfuse.twin.observe_scores import GridScores, PairScores, rounded
 from soilfuse.twin.observe_stations import (
     FAULTS,
     StationBatch,
@@ -91,6 +100,13 @@ class Observations:
     station_summary : StationSummary, optional
         Daily means of the records and the daily truth per sensor (what
         :func:`evaluate` scores), when the records are not kept in memory.
+    grid_plan : GridPlan, optional
+        Set by ``observe(..., stream_grids=True)``: ``reanalysis``, ``cci`` and ``smap``
+        then hold only the ``land_fraction`` of their grids, ``truth_on_grids`` is
+        empty, and the writer of :mod:`soilfuse.twin.write` computes the products block
+        of days by block of days, filling in ``grid_scores``.
+    grid_scores : GridScores, optional
+        Error figures of the streamed coarse products (what :func:`evaluate` reports).
     """
 
     stations: pd.DataFrame
@@ -105,6 +121,8 @@ class Observations:
     truth_on_grids: dict[str, xr.Dataset] = field(default_factory=dict)
     station_plan: StationPlan | None = None
     station_summary: StationSummary | None = None
+    grid_plan: GridPlan | None = None
+    grid_scores: GridScores | None = None
 
 
 @dataclass
@@ -182,6 +200,7 @@ def observe(
     smap: SMAPModel | None = None,
     optical: OpticalModel | None = None,
     stream_stations: bool = False,
+    stream_grids: bool = False,
 ) -> Observations:
     """Run every observing system on ``world``.
 
@@ -195,6 +214,10 @@ def observe(
         Do not simulate the raw station records here; leave them to the streaming
         station writer of :mod:`soilfuse.twin.write` (see ``Observations.station_plan``),
         so that memory does not grow with the number of stations.
+    stream_grids : bool
+        Do not compute the reanalysis, CCI and SMAP products here; leave them to the
+        streaming writer (see ``Observations.grid_plan``), so that memory does not
+        grow with the period and the coarse grids.
 
     Returns
     -------
@@ -208,7 +231,13 @@ def observe(
                   "truth": pd.DataFrame(), "sensors": plan.sensor_table}
     else:
         plan, tables = None, observe_stations(world, model=stations)
-    grids = observe_grids(world, reanalysis=reanalysis, cci=cci, smap=smap)
+    grid_plan = plan_grids(world, reanalysis=reanalysis, cci=cci, smap=smap) if stream_grids else None
+    if grid_plan is not None:
+        grids = land_fractions(grid_plan)
+        truth_on_grids: dict[str, xr.Dataset] = {}
+    else:
+        grids = observe_grids(world, reanalysis=reanalysis, cci=cci, smap=smap)
+        truth_on_grids = {k: grids[f"{k}_truth"] for k in ("reanalysis", "cci", "smap")}
     modis = observe_optical(world, model=optical)
     return Observations(
         stations=tables["stations"],
@@ -220,29 +249,13 @@ def observe(
         smap=grids["smap"],
         modis=modis,
         station_sensors=tables["sensors"],
-        truth_on_grids={k: grids[f"{k}_truth"] for k in ("reanalysis", "cci", "smap")},
+        truth_on_grids=truth_on_grids,
         station_plan=plan,
+        grid_plan=grid_plan,
     )
 
 
 # ====================================================================== figures
-def _scores(est: Any, ref: Any) -> dict[str, float]:
-    """RMSE, bias (estimate minus reference), Pearson r and sample count over pairs."""
-    a = np.asarray(est, dtype="float64").ravel()
-    b = np.asarray(ref, dtype="float64").ravel()
-    ok = np.isfinite(a) & np.isfinite(b)
-    n = int(ok.sum())
-    if n < 3:
-        return {"rmse": float("nan"), "bias": float("nan"), "r": float("nan"), "n": n}
-    d = a[ok] - b[ok]
-    r = np.corrcoef(a[ok], b[ok])[0, 1] if np.std(a[ok]) > 0 and np.std(b[ok]) > 0 else float("nan")
-    return {"rmse": _r(np.sqrt(np.mean(d**2))), "bias": _r(np.mean(d)), "r": _r(r), "n": n}
-
-
-def _r(v: float, digits: int = 4) -> float:
-    return round(float(v), digits)
-
-
 def _sensor_codes(table: pd.DataFrame, sensors: pd.DataFrame) -> np.ndarray:
     """Row of ``sensors`` (by station, variable and depths) of every row of ``table``; -1 if none.
 
@@ -296,7 +309,7 @@ def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
         "by_network": {str(k): int(v) for k, v in st["network"].value_counts().sort_index().items()},
         "n_sensors": len(sensors),
         "n_records": summary.n_records,
-        "missing_fraction": _r(1 - summary.n_records / expected) if expected else float("nan"),
+        "missing_fraction": rounded(1 - summary.n_records / expected) if expected else float("nan"),
         "east_half": east,
         "west_half": west,
         "faults": {k: int((obs.station_faults["fault"] == k).sum()) for k in (*FAULTS, "frozen")},
@@ -306,43 +319,21 @@ def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
     var = np.repeat(sensors["variable"].astype(str).to_numpy(), ndays)
     for name in ("sm", "st"):
         sel = var == name
-        out[f"daily_{name}"] = _scores(daily[sel], summary.ref[sel])
+        out[f"daily_{name}"] = PairScores().add(daily[sel], summary.ref[sel]).result()
     return out
 
 
 def _gridded_figures(obs: Observations) -> dict[str, Any]:
-    rea, ref = obs.reanalysis, obs.truth_on_grids["reanalysis"]
-    out: dict[str, Any] = {}
-    for name in ("t2m", "tp", "ssrd", "strd", "sd", "e", "pev"):
-        if name in ref:
-            out[name] = _scores(rea[name].values, ref[name].values)
-    for var in ("sm", "st"):
-        for i, label in enumerate(rea["layer"].values):
-            out[f"{var}_{label}"] = _scores(rea[var].values[:, i], ref[var].values[:, i])
-    figures: dict[str, Any] = {"reanalysis": out}
-    cci, cref = obs.cci, obs.truth_on_grids["cci"]
-    land = np.isfinite(cref["sm"].values)
-    flag = cci["flag"].values
-    valid = np.isfinite(cci["sm"].values)
-    figures["cci"] = {
-        **_scores(cci["sm"].values, cref["sm"].values),
-        "valid_fraction": _r(valid[land].mean()) if land.any() else float("nan"),
-        "flag_fraction": {str(b): _r(((flag & b) > 0)[land].mean()) for b in (1, 2, 4, 8, 16)},
-        "no_observation_fraction": _r(((flag == 0) & ~valid)[land].mean()) if land.any() else float("nan"),
-    }
-    sm, sref = obs.smap, obs.truth_on_grids["smap"]
-    sland = np.isfinite(sref["sm"].values)
-    svalid = np.isfinite(sm["sm"].values)
-    frozen = sref["frozen_fraction"].values >= 0.2
-    figures["smap"] = {
-        **_scores(sm["sm"].values, sref["sm"].values),
-        "valid_fraction": _r(svalid[sland].mean()) if sland.any() else float("nan"),
-        "swath_fraction": _r(sref["swath"].values[sland].mean()) if sland.any() else float("nan"),
-        "valid_fraction_frozen": _r(svalid[sland & frozen].mean()) if (sland & frozen).any() else float("nan"),
-        "valid_fraction_unfrozen": _r(svalid[sland & ~frozen].mean()) if (sland & ~frozen).any() else float("nan"),
-        "n_cells": int(sland.any(axis=0).sum()),
-    }
-    return figures
+    """Figures of the reanalysis, CCI and SMAP products (see :meth:`GridScores.result`)."""
+    if obs.grid_scores is not None:
+        return obs.grid_scores.result()
+    if obs.grid_plan is not None:
+        msg = ("The coarse products of these observations are streamed (observe(..., stream_grids=True)) "
+               "and have not been written yet; write them with write_twin before evaluating.")
+        raise ValueError(msg)
+    grids = {"reanalysis": obs.reanalysis, "cci": obs.cci, "smap": obs.smap,
+             **{f"{k}_truth": v for k, v in obs.truth_on_grids.items()}}
+    return GridScores().add(grids).result()
 
 
 def _modis_figures(obs: Observations, world: Any) -> dict[str, Any]:
@@ -381,7 +372,7 @@ def _modis_figures(obs: Observations, world: Any) -> dict[str, Any]:
         "lai_valid": np.isfinite(m["lai"].data).mean(),
     }
     values = dask.compute(lazy)[0]
-    out: dict[str, Any] = {k: _r(v) for k, v in values.items()}
+    out: dict[str, Any] = {k: rounded(v) for k, v in values.items()}
     out["days_sampled"] = int(days.size)
     return out
 

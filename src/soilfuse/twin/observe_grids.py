@@ -6,8 +6,10 @@ All three start from area means of the fine-grid truth and forcing on their own 
 :class:`soilfuse.regrid.Regridder` with ``method="mean"``), accumulated tile by tile and
 block of days by block of days, then add the errors the recipes have to overcome. The
 errors are added block by block as well (the reanalysis carries one day over for its
-lag), so only the float32 products of the whole period are kept, with the same values
-as a computation over the whole period at once:
+lag), with the same values as a computation over the whole period at once.
+:func:`observe_grids` keeps the float32 products of the whole period;
+:func:`grid_blocks` hands them over one block of days at a time, so that a writer
+holds one block only:
 
 * **reanalysis** (0.1°, ERA5-Land-like; Muñoz-Sabater et al. 2021): a Gaussian
   smoothing that lowers the effective resolution to ~25 km, a cold bias that grows
@@ -30,10 +32,13 @@ as a computation over the whole period at once:
 
 Usage
 -----
->>> from soilfuse.twin.observe_grids import observe_grids
+>>> from soilfuse.twin.observe_grids import grid_blocks, observe_grids, plan_grids
 >>> grids = observe_grids(world)  # doctest: +SKIP
 >>> grids["reanalysis"]["sm"].dims  # doctest: +SKIP
 ('time', 'depth', 'y', 'x')
+>>> plan = plan_grids(world)  # doctest: +SKIP
+>>> [block["cci"].sizes["time"] for block in grid_blocks(plan)][:2]  # doctest: +SKIP
+[32, 32]
 """
 
 from __future__ import annotations
@@ -65,10 +70,14 @@ from soilfuse.twin.observe_common import (
 __all__ = [
     "ERA5_LAYERS",
     "CCIModel",
+    "GridPlan",
     "ReanalysisModel",
     "SMAPModel",
     "cci_grid",
+    "grid_blocks",
+    "land_fractions",
     "observe_grids",
+    "plan_grids",
     "reanalysis_grid",
     "smap_grid",
 ]
@@ -259,6 +268,77 @@ def smap_grid(region: Region) -> Grid:
 
 
 # ====================================================================== main entry
+@dataclass(frozen=True)
+class GridPlan:
+    """What the coarse products of a world need before its days are visited.
+
+    Made by :func:`plan_grids`; :func:`grid_blocks` then produces the products block of
+    days by block of days, and :func:`observe_grids` assembles the whole period.
+
+    Attributes
+    ----------
+    world : soilfuse.twin.World
+        The world.
+    models : tuple of ReanalysisModel, CCIModel, SMAPModel
+        The error models.
+    grids : dict of str to Grid
+        The ``rea``, ``cci`` and ``smap`` grids.
+    accumulators : dict of str to AreaAccumulator
+        Area-mean weights from the fine grid to each of them.
+    statics : dict of str to dict of str to numpy.ndarray
+        Area means of the static fields each product needs, per grid.
+    gaps : SmoothSeries
+        The field whose low values are the days without a CCI observation.
+    """
+
+    world: Any
+    models: tuple[ReanalysisModel, CCIModel, SMAPModel]
+    grids: Mapping[str, Grid]
+    accumulators: Mapping[str, AreaAccumulator]
+    statics: Mapping[str, Mapping[str, FloatArray]]
+    gaps: SmoothSeries
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        """Days of the world."""
+        return pd.DatetimeIndex(self.world.truth["time"].values)
+
+
+def plan_grids(
+    world: Any,
+    *,
+    reanalysis: ReanalysisModel | None = None,
+    cci: CCIModel | None = None,
+    smap: SMAPModel | None = None,
+) -> GridPlan:
+    """Grids, area-mean weights and static area means of the coarse products of ``world``.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The world.
+    reanalysis, cci, smap : optional
+        Error models; defaults when None.
+
+    Returns
+    -------
+    GridPlan
+        Input of :func:`grid_blocks`; reads the static maps tile by tile, no day yet.
+    """
+    models = (reanalysis or ReanalysisModel(), cci or CCIModel(), smap or SMAPModel())
+    cfg = world.config
+    grids = {"rea": reanalysis_grid(cfg.region, models[0].resolution),
+             "cci": cci_grid(cfg.region, models[1].resolution), "smap": smap_grid(cfg.region)}
+    acc = {
+        "rea": AreaAccumulator(cfg.grid, grids["rea"], min_coverage=0.5),
+        "cci": AreaAccumulator(cfg.grid, grids["cci"], min_coverage=models[1].min_coverage),
+        "smap": AreaAccumulator(cfg.grid, grids["smap"], min_coverage=models[2].min_coverage),
+    }
+    statics = _aggregate_static(world, acc, cfg.tile, models[0])
+    gaps = _cci_gap_series(grids["cci"], world.truth.sizes["time"], cfg.seed, cfg.region)
+    return GridPlan(world, models, grids, acc, statics, gaps)
+
+
 def observe_grids(
     world: Any,
     *,
@@ -283,45 +363,95 @@ def observe_grids(
         ``sensor``, ``freqbandID``), ``smap`` (``sm``, ``sm_dca``), and
         ``reanalysis_truth``, ``cci_truth``, ``smap_truth``: the error-free area means
         of the truth on each grid (for scoring).
+
+    See Also
+    --------
+    grid_blocks : the same products one block of days at a time (memory bounded by the block).
     """
-    rea_m = reanalysis or ReanalysisModel()
-    cci_m = cci or CCIModel()
-    smap_m = smap or SMAPModel()
-    cfg = world.config
-    fine = cfg.grid
-    times = pd.DatetimeIndex(world.truth["time"].values)
-    _, sm_t, sm_b = profile_of(world.truth, "sm")
-    _, st_t, st_b = profile_of(world.truth, "st")
-    g_rea, g_cci, g_smap = (reanalysis_grid(cfg.region, rea_m.resolution),
-                            cci_grid(cfg.region, cci_m.resolution), smap_grid(cfg.region))
-    acc = {
-        "rea": AreaAccumulator(fine, g_rea, min_coverage=0.5),
-        "cci": AreaAccumulator(fine, g_cci, min_coverage=cci_m.min_coverage),
-        "smap": AreaAccumulator(fine, g_smap, min_coverage=smap_m.min_coverage),
-    }
-    statics = _aggregate_static(world, acc, cfg.tile, rea_m)
-    gaps = _cci_gap_series(g_cci, times.size, cfg.seed, cfg.region)
-    parts: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("rea", "rea_truth", "cci", "cci_truth",
-                                                                 "smap", "smap_truth")}
+    plan = plan_grids(world, reanalysis=reanalysis, cci=cci, smap=smap)
+    n_times = plan.times.size
+    parts: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {k: ({}, {}) for k in plan.grids}
+    for ts, products in _product_blocks(plan):
+        for key, (obs, truth) in products.items():
+            _place(parts[key][0], obs, ts, n_times)
+            _place(parts[key][1], truth, ts, n_times)
+    return _datasets(plan, parts, plan.times)
+
+
+def grid_blocks(plan: GridPlan) -> Iterator[dict[str, xr.Dataset]]:
+    """The products of :func:`observe_grids` for consecutive blocks of days.
+
+    Values are those of the whole-period products on the same days; memory follows
+    one block of days on the coarse grids (besides the plan), not the period.
+
+    Parameters
+    ----------
+    plan : GridPlan
+        From :func:`plan_grids`.
+
+    Yields
+    ------
+    dict of str to xarray.Dataset
+        The datasets of :func:`observe_grids` (same keys) on the days of one block.
+    """
+    for ts, products in _product_blocks(plan):
+        yield _datasets(plan, products, plan.times[ts])
+
+
+def land_fractions(plan: GridPlan) -> dict[str, xr.Dataset]:
+    """Land share (1) of every cell of the ``reanalysis``, ``cci`` and ``smap`` grids.
+
+    Stands in for the products when they are streamed (:func:`grid_blocks`): carries
+    their grids without any day.
+    """
+    names = {"rea": "reanalysis", "cci": "cci", "smap": "smap"}
+    return {names[key]: with_grid(xr.Dataset({"land_fraction": (
+        ("y", "x"), plan.statics[key]["land_fraction"].astype("float32"))}), grid)
+        for key, grid in plan.grids.items()}
+
+
+def _product_blocks(plan: GridPlan) -> Iterator[tuple[slice, dict[str, tuple[dict[str, np.ndarray],
+                                                                            dict[str, np.ndarray]]]]]:
+    """Products and their truth, ``(day, ...)`` arrays by name, of consecutive blocks of days.
+
+    The errors are added block by block; one day carried over from the previous block
+    makes the lagged reanalysis fields equal to a computation over the whole period.
+
+    Yields
+    ------
+    days : slice
+        Days of the block (indices into the world's time axis).
+    products : dict
+        ``rea``, ``cci`` and ``smap``: ``(observed, truth)``, each a dict of arrays.
+    """
+    rea_m, cci_m, smap_m = plan.models
+    cfg, times, g = plan.world.config, plan.times, plan.grids
+    _, sm_t, sm_b = profile_of(plan.world.truth, "sm")
+    _, st_t, st_b = profile_of(plan.world.truth, "st")
     previous: FloatArray | None = None
-    for ts, fields in _coarse_blocks(world, acc):
-        # One carried day makes the lagged reanalysis fields of a block equal to the whole-period ones.
+    for ts, fields in _coarse_blocks(plan.world, plan.accumulators):
         first = ts.start - (0 if previous is None else 1)
         f_rea = fields["rea"] if previous is None else np.concatenate([previous, fields["rea"]])
-        rea, rea_truth = _reanalysis_block(f_rea, statics["rea"], (sm_t, sm_b), (st_t, st_b), g_rea,
+        rea, rea_truth = _reanalysis_block(f_rea, plan.statics["rea"], (sm_t, sm_b), (st_t, st_b), g["rea"],
                                            times[first:ts.stop], rea_m, cfg.seed)
-        _place(parts["rea"], rea, ts, times.size, skip=ts.start - first)
-        _place(parts["rea_truth"], rea_truth, ts, times.size, skip=ts.start - first)
-        blocks = (("cci", _cci_block(fields["cci"], statics["cci"], g_cci, times, ts, cci_m, cfg.seed, gaps)),
-                  ("smap", _smap_block(fields["smap"], g_smap, times[ts], smap_m, cfg.seed)))
-        for key, (obs, truth) in blocks:
-            _place(parts[key], obs, ts, times.size)
-            _place(parts[f"{key}_truth"], truth, ts, times.size)
+        skip = ts.start - first
+        yield ts, {
+            "rea": ({k: v[skip:] for k, v in rea.items()}, {k: v[skip:] for k, v in rea_truth.items()}),
+            "cci": _cci_block(fields["cci"], plan.statics["cci"], g["cci"], times, ts, cci_m, cfg.seed,
+                              plan.gaps),
+            "smap": _smap_block(fields["smap"], g["smap"], times[ts], smap_m, cfg.seed),
+        }
         previous = fields["rea"][-1:]
         logger.debug("grids: days %d-%d done", ts.start, ts.stop - 1)
-    rea_ds, rea_ref = _reanalysis_datasets(parts["rea"], parts["rea_truth"], statics["rea"], g_rea, times)
-    cci_ds, cci_ref = _cci_datasets(parts["cci"], parts["cci_truth"], g_cci, times)
-    smap_ds, smap_ref = _smap_datasets(parts["smap"], parts["smap_truth"], g_smap, times)
+
+
+def _datasets(plan: GridPlan, parts: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]],
+              times: pd.DatetimeIndex) -> dict[str, xr.Dataset]:
+    """The products and their truth on the days ``times`` as the datasets of :func:`observe_grids`."""
+    g = plan.grids
+    rea_ds, rea_ref = _reanalysis_datasets(*parts["rea"], plan.statics["rea"], g["rea"], times)
+    cci_ds, cci_ref = _cci_datasets(*parts["cci"], g["cci"], times)
+    smap_ds, smap_ref = _smap_datasets(*parts["smap"], g["smap"], times)
     return {"reanalysis": rea_ds, "cci": cci_ds, "smap": smap_ds, "reanalysis_truth": rea_ref,
             "cci_truth": cci_ref, "smap_truth": smap_ref}
 
@@ -367,13 +497,12 @@ def _coarse_blocks(world: Any, acc: Mapping[str, AreaAccumulator]) -> Iterator[t
         yield ts, {key: a.result()[0] for key, a in acc.items()}
 
 
-def _place(store: dict[str, np.ndarray], block: Mapping[str, np.ndarray], days: slice, n_times: int,
-           skip: int = 0) -> None:
-    """Copy the ``(day, ...)`` arrays of a block, less ``skip`` leading days, into whole-period arrays."""
+def _place(store: dict[str, np.ndarray], block: Mapping[str, np.ndarray], days: slice, n_times: int) -> None:
+    """Copy the ``(day, ...)`` arrays of a block into whole-period arrays."""
     for name, values in block.items():
         if name not in store:
             store[name] = np.empty((n_times, *values.shape[1:]), dtype=values.dtype)
-        store[name][days] = values[skip:]
+        store[name][days] = values
 
 
 def _forcing_names(world: Any) -> tuple[str, ...]:

@@ -15,6 +15,12 @@ products, so recipes run the same readers on twin and real data (layout in
     OUT/truth.zarr, static.zarr, forcing.zarr
     OUT/twin.json                            config, grids, files, error figures
 
+:func:`generate` observes with ``stream_stations=True, stream_grids=True``: the station
+records and the reanalysis, CCI and SMAP products are then simulated while they are
+written (a batch of sensors, a block of days at a time) and scored on the way, so
+memory does not grow with the stations or the period. Given in-memory observations,
+:func:`write_twin` writes the same files.
+
 Writes are atomic: everything goes to ``OUT.partial`` and is renamed to ``OUT`` once
 complete, so an interrupted run never leaves a folder that looks finished. Files are
 bit-reproducible: the same config and seed give byte-identical files (timestamps in
@@ -35,7 +41,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +61,8 @@ from soilfuse.io.gridded import write_zarr
 from soilfuse.twin.config import TwinConfig
 from soilfuse.twin.observe import Observations, StationSummary, evaluate, observe
 from soilfuse.twin.observe_common import profile_of
+from soilfuse.twin.observe_grids import grid_blocks
+from soilfuse.twin.observe_scores import GridScores
 from soilfuse.twin.observe_stations import StationBatch, StationPlan, faults_frame, station_batches
 from soilfuse.twin.world import make_world
 
@@ -157,43 +165,113 @@ def _write_static(world: Any, folder: Path) -> list[Path]:
 
 
 # ====================================================================== reanalysis
-def _write_reanalysis(world: Any, rea: xr.Dataset, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    times = pd.DatetimeIndex(rea["time"].values)
-    lat = rea["y"].values
-    lon = rea["x"].values
-    written = []
-    for year in sorted(set(times.year)):
-        sel = rea.isel(time=np.nonzero(times.year == year)[0])
-        data: dict[str, Any] = {}
-        for short, canon, layer, factor, units, long_name in _ERA5:
-            values = sel[canon].values if layer is None else sel[canon].values[:, layer]
-            data[short] = (("valid_time", "latitude", "longitude"), (values * factor).astype("float32"),
-                           {"units": units, "long_name": long_name, "GRIB_shortName": short})
-        data["lsm"] = (("latitude", "longitude"), sel["land_fraction"].values.astype("float32"),
-                       {"units": "(0 - 1)", "long_name": "Land-sea mask", "standard_name": "land_binary_mask"})
-        ds = xr.Dataset(
-            data,
-            coords={
-                "valid_time": ("valid_time", sel["time"].values, {"long_name": "time", "standard_name": "time"}),
-                "latitude": ("latitude", lat, {"units": "degrees_north", "standard_name": "latitude"}),
-                "longitude": ("longitude", lon, {"units": "degrees_east", "standard_name": "longitude"}),
-            },
-            attrs={
-                "Conventions": "CF-1.7",
-                "institution": "soilfuse synthetic twin (ERA5-Land-like)",
-                "title": "ERA5-Land-like daily fields of the soilfuse synthetic twin",
-                "product": "ERA5-Land",
-                "time_aggregation": "daily",
-                "history": _fixed_attrs(world, "")["history"],
-            },
-        )
-        enc = {k: {"dtype": "float32", "_FillValue": np.float32(np.nan)} for k in data}
-        enc["valid_time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
-        path = folder / f"era5land_{year}.nc"
-        ds.to_netcdf(path, engine="netcdf4", encoding=enc)
-        written.append(path)
-    return written
+class _ReanalysisFiles:
+    """Write the yearly ``era5land_<YYYY>.nc`` files (CDS style) block of days by block of days.
+
+    A year's file is created with its whole time axis when the first of its days
+    arrives and closed when the next year starts (or on :meth:`close`), so only the
+    block being appended is in memory. Use as a context manager.
+
+    Parameters
+    ----------
+    world : soilfuse.twin.World
+        The world (period and history attribute).
+    folder : pathlib.Path
+        Target folder.
+    """
+
+    def __init__(self, world: Any, folder: Path) -> None:
+        self.world = world
+        self.folder = folder
+        self.times = pd.DatetimeIndex(world.truth["time"].values)
+        self.written: list[Path] = []
+        self._nc: Any = None
+        self._year: int | None = None
+
+    def __enter__(self) -> _ReanalysisFiles:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def append(self, rea: xr.Dataset) -> None:
+        """Write the days of ``rea`` (the reanalysis dataset of consecutive days, canonical units)."""
+        block = pd.DatetimeIndex(rea["time"].values)
+        for year in sorted(set(block.year)):
+            days = np.nonzero(block.year == year)[0]
+            if year != self._year:
+                self._open(year, rea)
+            at = int(np.searchsorted(self.times[self.times.year == year], block[days[0]]))
+            sel = rea.isel(time=days)
+            for short, canon, layer, factor, _, _ in _ERA5:
+                values = sel[canon].values if layer is None else sel[canon].values[:, layer]
+                self._nc[short][at:at + days.size] = (values * factor).astype("float32")
+
+    def close(self) -> None:
+        """Close the open file, if any."""
+        if self._nc is not None:
+            self._nc.close()
+            self._nc, self._year = None, None
+
+    def _open(self, year: int, rea: xr.Dataset) -> None:
+        """Create ``era5land_<year>.nc`` with its coordinates, land-sea mask and empty fields."""
+        import netCDF4
+
+        self.close()
+        times = self.times[self.times.year == year]
+        path = self.folder / f"era5land_{year}.nc"
+        nc = netCDF4.Dataset(path, "w", format="NETCDF4")
+        dims = ("valid_time", "latitude", "longitude")
+        for dim, size in zip(dims, (times.size, rea.sizes["y"], rea.sizes["x"]), strict=True):
+            nc.createDimension(dim, size)
+        nan = np.float32(np.nan)
+        for short, _, _, _, units, long_name in _ERA5:
+            var = nc.createVariable(short, "float32", dims, fill_value=nan)
+            var.setncatts({"units": units, "long_name": long_name, "GRIB_shortName": short})
+        lsm = nc.createVariable("lsm", "float32", dims[1:], fill_value=nan)
+        lsm.setncatts({"units": "(0 - 1)", "long_name": "Land-sea mask", "standard_name": "land_binary_mask"})
+        lsm[...] = rea["land_fraction"].values.astype("float32")
+        valid_time = nc.createVariable("valid_time", "int64", ("valid_time",))
+        valid_time.setncatts({"long_name": "time", "standard_name": "time", "units": "days since 1970-01-01",
+                              "calendar": "proleptic_gregorian"})
+        valid_time[...] = (times - pd.Timestamp("1970-01-01")).days.to_numpy("int64")
+        for dim, src, units, standard in (("latitude", "y", "degrees_north", "latitude"),
+                                          ("longitude", "x", "degrees_east", "longitude")):
+            coord = nc.createVariable(dim, "float64", (dim,), fill_value=np.float64(np.nan))
+            coord.setncatts({"units": units, "standard_name": standard})
+            coord[...] = rea[src].values
+        nc.setncatts({"Conventions": "CF-1.7", "institution": "soilfuse synthetic twin (ERA5-Land-like)",
+                      "title": "ERA5-Land-like daily fields of the soilfuse synthetic twin",
+                      "product": "ERA5-Land", "time_aggregation": "daily",
+                      "history": _fixed_attrs(self.world, "")["history"]})
+        self._nc, self._year = nc, year
+        self.written.append(path)
+
+
+def _write_grids(world: Any, obs: Observations, partial: Path) -> list[Path]:
+    """Write the reanalysis, CCI and SMAP files into ``partial``; return their paths.
+
+    When ``obs.grid_plan`` is set, the products are computed and written block of days
+    by block of days (:func:`~soilfuse.twin.observe_grids.grid_blocks`), and their error
+    figures accumulated into ``obs.grid_scores``; else the in-memory products are written.
+    """
+    plan = obs.grid_plan
+    blocks: Iterable[Mapping[str, xr.Dataset]] = (
+        [{"reanalysis": obs.reanalysis, "cci": obs.cci, "smap": obs.smap}] if plan is None else grid_blocks(plan))
+    scores = GridScores()
+    smap_grid = Grid.from_dataset(obs.smap)
+    written: list[Path] = []
+    with _ReanalysisFiles(world, partial / "reanalysis") as reanalysis:
+        for block in blocks:
+            reanalysis.append(block["reanalysis"])
+            written += _write_cci(world, block["cci"], partial / "satellite" / "cci")
+            written += _write_smap(block["smap"], smap_grid, partial / "satellite" / "smap")
+            if plan is not None:
+                scores.add(block)
+    if plan is not None:
+        obs.grid_scores = scores
+    return reanalysis.written + written
 
 
 # ====================================================================== small NetCDF files
@@ -519,9 +597,7 @@ def _write_files(world: Any, obs: Observations, partial: Path) -> list[Path]:
     """Write every data file of the twin into ``partial``; return their paths."""
     steps = (
         ("static", lambda: _write_static(world, partial / "static")),
-        ("reanalysis", lambda: _write_reanalysis(world, obs.reanalysis, partial / "reanalysis")),
-        ("cci", lambda: _write_cci(world, obs.cci, partial / "satellite" / "cci")),
-        ("smap", lambda: _write_smap(obs.smap, Grid.from_dataset(obs.smap), partial / "satellite" / "smap")),
+        ("reanalysis, cci and smap", lambda: _write_grids(world, obs, partial)),
         ("modis", lambda: _write_modis(obs.modis, partial / "modis")),
         ("stations", lambda: _write_stations(obs, partial / "stations")),
         ("stores", lambda: _write_stores(world, partial)),
@@ -623,9 +699,10 @@ def generate(
 
     world = timed("world", lambda: make_world(config) if config.size == "small"
                   else make_world(config, out=partial))
-    # Station records are simulated while they are written (memory bounded by a batch of
-    # sensors), so the figures, which score them, come after the files.
-    obs = timed("observe", lambda: observe(world, stream_stations=True))
+    # Station records and the coarse products are simulated while they are written (memory
+    # bounded by a batch of sensors or a block of days), so the figures, which score them,
+    # come after the files.
+    obs = timed("observe", lambda: observe(world, stream_stations=True, stream_grids=True))
     written = timed("write", lambda: _write_files(world, obs, partial))
     figures = timed("evaluate", lambda: evaluate(world, obs))
     log_figures(figures)
