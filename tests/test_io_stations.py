@@ -152,6 +152,19 @@ def test_write_read_stations__roundtrip_exact(tmp_path, data: StationData, fmt: 
     pd.testing.assert_frame_equal(back.observations, src.observations)
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_read_stations__variable_and_period_filters(tmp_path, data: StationData,
+                                                    fmt: Literal["parquet", "csv"]) -> None:
+    write_stations(data, tmp_path / "out", format=fmt)
+    start, end = pd.Timestamp("2019-03-01 01:00"), pd.Timestamp("2019-03-01 03:00")
+    back = read_stations(tmp_path / "out", variables=["sm"], start=start, end=end)
+    obs = data.observations
+    want = obs[(obs["variable"] == "sm") & (obs["time"] >= start) & (obs["time"] < end)].reset_index(drop=True)
+    assert len(want) == 6  # three sm sensors x two hours
+    pd.testing.assert_frame_equal(back.observations.reset_index(drop=True), want)
+    pd.testing.assert_frame_equal(back.stations, data.stations)
+
+
 def test_read_stations__mixed_formats_from_a_file_path(tmp_path, data: StationData) -> None:
     data.stations.to_csv(tmp_path / "stations.csv", index=False)
     data.observations.to_parquet(tmp_path / "observations.parquet", index=False)

@@ -475,7 +475,13 @@ def write_stations(
     return written
 
 
-def read_stations(path: str | Path) -> StationData:
+def read_stations(
+    path: str | Path,
+    *,
+    variables: Sequence[str] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> StationData:
     """Read station tables written by :func:`write_stations` (or by the synthetic twin).
 
     Parameters
@@ -484,6 +490,11 @@ def read_stations(path: str | Path) -> StationData:
         A folder holding ``stations.{parquet,csv}`` and ``observations.{parquet,csv}``
         (formats may differ), or one of those two files (the other is looked up
         beside it).
+    variables : sequence of str, optional
+        Keep only observations of these variables (e.g. ``["st"]``).
+    start, end : pandas.Timestamp, optional
+        Keep only observations with ``start <= time < end``. With Parquet these
+        filters are applied while reading, so memory follows what is kept.
 
     Returns
     -------
@@ -502,10 +513,17 @@ def read_stations(path: str | Path) -> StationData:
     schema: dict[str, dict[str, str]] = {}
     if (folder / _SCHEMA_FILE).is_file():
         schema = json.loads((folder / _SCHEMA_FILE).read_text())
+    filters: list[tuple[str, str, Any]] = []
+    if variables is not None:
+        filters.append(("variable", "in", list(variables)))
+    if start is not None:
+        filters.append(("time", ">=", pd.Timestamp(start)))
+    if end is not None:
+        filters.append(("time", "<", pd.Timestamp(end)))
     frames = {}
     for name in _TABLE_NAMES:
         file = _find_table(folder, name)
-        frames[name] = _read_table(file, schema.get(name, {}))
+        frames[name] = _read_table(file, schema.get(name, {}), filters if name == "observations" else [])
     return StationData(frames["stations"], frames["observations"])
 
 
@@ -519,9 +537,9 @@ def _find_table(folder: Path, name: str) -> Path:
     raise DataError(msg)
 
 
-def _read_table(file: Path, schema: Mapping[str, str]) -> pd.DataFrame:
+def _read_table(file: Path, schema: Mapping[str, str], filters: Sequence[tuple[str, str, Any]] = ()) -> pd.DataFrame:
     if file.suffix == ".parquet":
-        return pd.read_parquet(file)
+        return pd.read_parquet(file, filters=list(filters) or None)
     known = {**STATION_COLUMNS, **STATION_OPTIONAL_COLUMNS, **OBSERVATION_COLUMNS, **_OBS_OPTIONAL}
     dtypes = {**{k: v for k, v in known.items()}, **schema}
     header = pd.read_csv(file, nrows=0).columns
@@ -541,7 +559,21 @@ def _read_table(file: Path, schema: Mapping[str, str]) -> pd.DataFrame:
         df[c] = df[c].astype("string")
     for c in time_cols:
         df[c] = pd.to_datetime(df[c], format="ISO8601").astype(dtypes[c])
-    return df
+    return _apply_filters(df, filters)
+
+
+def _apply_filters(df: pd.DataFrame, filters: Sequence[tuple[str, str, Any]]) -> pd.DataFrame:
+    """Rows of a CSV-read table passing the same filters Parquet applies while reading."""
+    keep = np.ones(len(df), dtype=bool)
+    for column, op, value in filters:
+        col = df[column]
+        if op == "in":
+            keep &= col.astype(str).isin(value).to_numpy()
+        elif op == ">=":
+            keep &= (col >= value).to_numpy()
+        else:
+            keep &= (col < value).to_numpy()
+    return df if keep.all() else df[keep].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -144,12 +144,9 @@ def station_targets(
     sub-daily records averaged to days, sensors mapped to the target depths, and
     station-depths missing more than ``max_missing`` of the days dropped.
     """
-    data = load_stations(folder)
-    obs = data.observations
     t0, t1 = pd.Timestamp(cube["time"].values[0]), pd.Timestamp(cube["time"].values[-1])
-    in_period = (obs["time"] >= t0) & (obs["time"] < t1 + pd.Timedelta(days=1))
-    keep = ((obs["variable"].astype(str) == "st") & in_period).to_numpy()
-    st_obs = obs[keep]
+    data = load_stations(folder, variables=["st"], start=t0, end=t1 + pd.Timedelta(days=1))
+    st_obs = data.observations
     if st_obs.empty:
         msg = f"No soil-temperature ('st') observations in {folder / 'stations'}."
         raise DataError(msg)

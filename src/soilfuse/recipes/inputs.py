@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from soilfuse.exceptions import DataError
@@ -120,13 +121,23 @@ def load_modis(
     return read_modis(files, layers=list(layers), qc=qc, chunks=chunks)  # type: ignore[arg-type]
 
 
-def load_stations(folder: Path) -> StationData:
-    """Station metadata and raw observations from ``stations/``."""
+def load_stations(
+    folder: Path,
+    *,
+    variables: Sequence[str] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> StationData:
+    """Station metadata and raw observations from ``stations/``.
+
+    ``variables`` and ``start <= time < end`` select the observations while reading
+    (see :func:`soilfuse.io.stations.read_stations`).
+    """
     path = Path(folder) / "stations"
     if not path.is_dir():
         msg = f"No station folder {path}; expected stations.csv and observations.parquet there."
         raise DataError(msg)
-    return read_stations(path)
+    return read_stations(path, variables=variables, start=start, end=end)
 
 
 def load_truth(folder: Path, variables: Sequence[str] | None = None) -> xr.Dataset:
