@@ -3,17 +3,23 @@
 Fits a six-rotation, six-depth :class:`~soilfuse.models.LayerCascade` of
 :class:`~soilfuse.models.QuadtreeEnsemble` on synthetic station data, then predicts a
 lazy covariate cube chunk by chunk into a resumable Zarr product
-(:func:`soilfuse.predict.predict_cube` + :func:`soilfuse.predict.write_product`) for a
-domain and for a domain 4× larger. Prints pixel-days per second and peak resident
-memory (sampled), next to a baseline measured in the same run: one bare XGBoost model
-(``inplace_predict``) on the same feature matrix held in memory.
+(:func:`soilfuse.predict.predict_cube` + :func:`soilfuse.predict.write_product`) for
+square domains of ``--sizes`` cells on a side (each 4x the cells of the one before),
+each in a fresh process. Prints pixel-days per second and the peak resident memory
+(sampled) of the prediction, next to a baseline measured in the same process: one
+bare XGBoost model (``inplace_predict``) on the same feature matrix held in memory.
 
-Run: ``.venv/bin/python bench/bench_quadtree_predict.py [--size 200] [--days 62]``
+Regions are computed as many at a time as Dask has workers (two here), so the peak is
+that of two chunks in flight; it settles once a domain has enough regions for the two
+to coincide at their largest (the smallest domain, with few regions, may stay below).
+
+Run: ``.venv/bin/python bench/bench_quadtree_predict.py [--sizes 200 400 800] [--days 8]``
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -111,15 +117,21 @@ def run_bare(model: LayerCascade, n: int, days: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=200, help="domain edge in cells (the 4x domain doubles it)")
-    parser.add_argument("--days", type=int, default=62)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 400, 800], help="domain edges in cells")
+    parser.add_argument("--days", type=int, default=8)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is None:
         # every measurement in a fresh process, so peak RSS is not inherited from the last one
-        for n in (args.size, 2 * args.size):
-            subprocess.run([sys.executable, __file__, "--one", str(n), "--size", str(args.size),
-                            "--days", str(args.days)], check=True)
+        peaks = []
+        for n in args.sizes:
+            done = subprocess.run([sys.executable, __file__, "--one", str(n), "--days", str(args.days)], check=True,
+                                  capture_output=True, text=True)
+            line = done.stdout.strip().splitlines()[-1]
+            print(line)
+            peaks.append(float(line.rsplit("peak RSS ", 1)[1].split()[0]))
+        for (a, pa), (b, pb) in itertools.pairwise(zip(args.sizes, peaks, strict=True)):
+            print(f"peak RSS of the prediction, {b}^2 vs {a}^2 ({(b / a) ** 2:.0f}x the cells): {pb / pa:.2f}x")
         return
     with dask.config.set(scheduler="threads", num_workers=2):
         model = fit_model()
