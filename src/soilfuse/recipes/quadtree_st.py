@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from soilfuse.config import RunConfig, register_recipe_options
 from soilfuse.exceptions import ConfigError
@@ -104,7 +104,7 @@ class QuadtreeStOptions(BaseModel):
     offset_feature: Literal["t2m", "lst_mean", "st_rea"] | None = Field(
         default=None, description="predictor the 0 cm model learns a departure from (offset target); "
                                   "st_rea: every depth from the reanalysis soil temperature at that depth")
-    memory_days: list[int] | None = Field(
+    memory_days: list[PositiveInt] | None = Field(
         default=None, description="windows (days) of LST-tendency predictors; not in the paper")
     vif_threshold: float = Field(default=10.0, gt=1)
     train_day_stride: int | None = Field(default=None, ge=1)
@@ -148,7 +148,7 @@ def run_quadtree_st(cfg: RunConfig, run: RunDirectory) -> dict[str, Any]:
         table.to_parquet(run.sub("tables") / "training_table.parquet", index=False)
         candidates = [c for c in table.columns if c not in (*KEYS, *opts.depths)]
         features, vif = screen_vif(table[candidates], threshold=opts.vif_threshold,
-                                   keep=("t2m", "lst_mean", offset_feature, *references), drop=())
+                                   keep=("t2m", "lst_mean", *(references or [offset_feature])), drop=())
         vif.to_csv(run.sub("tables") / "vif.csv", index=False)
     with run.timer("fit"):
         train, test = holdout_split(table, test_size=opts.test_size, random_state=seed)
