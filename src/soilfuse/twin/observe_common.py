@@ -33,12 +33,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import sparse
 from scipy.special import ndtri
 
 from soilfuse._typing import FloatArray
 from soilfuse.exceptions import DataError, MissingVariableError
 from soilfuse.grid import Grid
+from soilfuse.regrid._weights import area_weights, auto_subsample, same_crs
 from soilfuse.io import cf
 
 __all__ = [
@@ -278,9 +278,12 @@ def composite_periods(times: pd.DatetimeIndex, length: int) -> list[tuple[int, i
 class AreaAccumulator:
     """Area-weighted means of fine-grid fields on a coarse grid, accumulated tile by tile.
 
-    Overlap areas come from :class:`soilfuse.regrid.Regridder` with ``method="mean"``;
-    the fine grid is visited in tiles so that peak memory follows the tile, not the
-    domain. Missing (NaN) fine values are left out of the mean.
+    Overlap areas come from ``soilfuse.regrid._weights.area_weights`` (the weights of
+    ``Regridder(..., "mean")``), built for each fine tile as it is added rather than
+    once for the whole domain: the domain's weights hold one entry per fine cell, so
+    keeping them would make memory grow with the domain. Each fine cell's weights depend
+    only on that cell, so per-tile weights equal the rows of the domain's. Missing (NaN)
+    fine values are left out of the mean.
 
     Parameters
     ----------
@@ -292,45 +295,43 @@ class AreaAccumulator:
     """
 
     def __init__(self, fine: Grid, coarse: Grid, *, min_coverage: float = 0.5) -> None:
-        from soilfuse.regrid.regridder import Regridder
-
-        weights = Regridder(fine, coarse, "mean", min_valid_fraction=0.0).weights
         self.fine = fine
         self.coarse = coarse
         self.min_coverage = float(min_coverage)
-        self._csc = sparse.csc_array(weights)
+        # One sub-sampling for every tile, chosen on the whole grids as Regridder does.
+        self._subsample = None if same_crs(fine.crs, coarse.crs) else auto_subsample(fine, coarse)
         self._area = np.asarray(coarse.cell_area(), dtype="float64").ravel()
         self._sum: FloatArray | None = None
         self._wsum: FloatArray | None = None
+        self._covered = np.zeros(self._area.size)
 
     def coverage(self) -> FloatArray:
-        """Fraction of each coarse cell covered by the fine grid, shape ``coarse.shape``."""
-        total = np.asarray(self._csc @ np.ones(self._csc.shape[1]))
-        return (total / self._area).reshape(self.coarse.shape)
+        """Fraction of each coarse cell covered by the fine tiles added since :meth:`reset`."""
+        return (self._covered / self._area).reshape(self.coarse.shape)
 
     def reset(self, lead: tuple[int, ...]) -> None:
         """Start a new accumulation for fields with leading shape ``lead`` (e.g. ``(time, depth)``)."""
         n = int(np.prod(lead)) if lead else 1
         self._lead = lead
-        self._sum = np.zeros((self._csc.shape[0], n))
-        self._wsum = np.zeros((self._csc.shape[0], n))
+        self._sum = np.zeros((self._area.size, n))
+        self._wsum = np.zeros((self._area.size, n))
+        self._covered = np.zeros(self._area.size)
 
     def add(self, values: FloatArray, rows: slice, cols: slice) -> None:
         """Add a fine tile of shape ``lead + (rows, cols)``."""
         if self._sum is None or self._wsum is None:
             msg = "Call reset() before add()."
             raise DataError(msg)
-        nx = self.fine.shape[1]
-        r = np.arange(rows.start, rows.stop)
-        c = np.arange(cols.start, cols.stop)
-        flat = (r[:, None] * nx + c[None, :]).ravel()
-        w = self._csc[:, flat]
+        w = area_weights(self.fine.slice(rows, cols), self.coarse, subsample=self._subsample)
+        n_cells = w.shape[1]
         # Source cells as rows, so one sparse product serves every leading index.
-        arr = np.ascontiguousarray(np.asarray(values).reshape(-1, flat.size).T, dtype="float64")
+        arr = np.ascontiguousarray(np.asarray(values).reshape(-1, n_cells).T, dtype="float64")
         valid = np.isfinite(arr)
+        cover = np.asarray(w @ np.ones(n_cells))
+        self._covered += cover
         if valid.all():
             self._sum += w @ arr
-            self._wsum += np.asarray(w @ np.ones(flat.size))[:, None]
+            self._wsum += cover[:, None]
         else:
             self._sum += w @ np.where(valid, arr, 0.0)
             self._wsum += w @ valid.astype("float64")

@@ -460,9 +460,9 @@ def _coarse_blocks(world: Any, acc: Mapping[str, AreaAccumulator]) -> Iterator[t
     """Area means on the coarse grids of consecutive blocks of days, accumulated tile by tile.
 
     Blocks follow the world's own time chunks (a misaligned block would decompress the
-    same chunk several times); besides the accumulators' sparse overlap weights (one
-    entry per fine cell and grid), memory follows one tile and one block of days on the
-    coarse grids, not the period.
+    same chunk several times); memory follows one tile and one block of days on the
+    coarse grids (the accumulators build each tile's overlap weights as it comes), not
+    the period or the fine domain.
 
     Yields
     ------
