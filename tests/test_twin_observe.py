@@ -17,8 +17,9 @@ from soilfuse.twin.observe_common import (
     hash_uniform,
     profile_weights,
 )
-from soilfuse.twin.observe_grids import SMAPModel, cci_grid, observe_grids, reanalysis_grid, swath_mask
+from soilfuse.twin.observe_grids import observe_grids, reanalysis_grid
 from soilfuse.twin.observe_optical import mod11_qc, observe_optical
+from soilfuse.twin.observe_satellite import SMAPModel, cci_grid, swath_mask
 from soilfuse.twin.observe_stations import FAULTS, StationErrorModel, observe_stations
 
 

@@ -13,7 +13,9 @@ independent of how a domain is cut into tiles or time blocks:
 * :class:`AreaAccumulator` sums area-weighted fine-grid values into a coarse grid tile
   by tile with the overlap weights of :class:`soilfuse.regrid.Regridder` (``"mean"``);
 * :func:`composite_periods` cuts a daily time axis into MODIS 16-day (or 8-day) periods,
-  which restart on 1 January of every year.
+  which restart on 1 January of every year;
+* :func:`snap_region` and :func:`day_numbers` align coarse grids to whole multiples of
+  their spacing and key daily random draws on the calendar day.
 
 Usage
 -----
@@ -35,19 +37,21 @@ import pandas as pd
 import xarray as xr
 from scipy.special import ndtri
 
-from soilfuse._typing import FloatArray
+from soilfuse._typing import FloatArray, Region
 from soilfuse.exceptions import DataError, MissingVariableError
 from soilfuse.grid import Grid
-from soilfuse.regrid._weights import area_weights, auto_subsample, same_crs
 from soilfuse.io import cf
+from soilfuse.regrid._weights import area_weights, auto_subsample, same_crs
 
 __all__ = [
     "AreaAccumulator",
     "composite_periods",
+    "day_numbers",
     "hash_normal",
     "hash_uniform",
     "profile_of",
     "profile_weights",
+    "snap_region",
     "tiles",
 ]
 
@@ -347,3 +351,16 @@ class AreaAccumulator:
         mean = np.where(frac >= self.min_coverage - 1e-9, mean, np.nan)
         shape = (*self._lead, *self.coarse.shape)
         return mean.T.reshape(shape), frac.T.reshape(shape)
+
+
+def snap_region(region: Region, step: float) -> Region:
+    """``region`` widened to the nearest multiples of ``step`` (degrees) outward."""
+    west, east, south, north = region
+    eps = 1e-9
+    return (np.floor(west / step + eps) * step, np.ceil(east / step - eps) * step,
+            np.floor(south / step + eps) * step, np.ceil(north / step - eps) * step)
+
+
+def day_numbers(times: pd.DatetimeIndex) -> np.ndarray:
+    """Days since 1970-01-01 (keys of daily random draws, independent of the period start)."""
+    return (times.values.astype("datetime64[D]").astype("int64")).astype("int64")

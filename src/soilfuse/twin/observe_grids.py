@@ -60,11 +60,23 @@ from soilfuse.io.cf import depth_coords, variable_attrs
 from soilfuse.twin.fields import SmoothSeries
 from soilfuse.twin.observe_common import (
     AreaAccumulator,
+    day_numbers,
     hash_normal,
-    hash_uniform,
     profile_of,
     profile_weights,
+    snap_region,
     tiles,
+)
+from soilfuse.twin.observe_satellite import (
+    CCIModel,
+    SMAPModel,
+    cci_block,
+    cci_datasets,
+    cci_gap_series,
+    cci_grid,
+    smap_block,
+    smap_datasets,
+    smap_grid,
 )
 
 __all__ = [
@@ -90,7 +102,7 @@ _FORCING = ("t2m", "tp", "ssrd", "ssr", "strd", "u10", "v10", "sd", "lai")
 # Evaporation and potential evaporation (mm day-1, positive upward): taken from the world
 # when it provides them, else estimated by Priestley-Taylor from the reanalysis fields.
 _EVAP = ("e", "pev")
-_STREAM: dict[str, int] = {"rea": 201, "cci": 202, "smap": 203, "smap_orbit": 205}
+_STREAM: dict[str, int] = {"rea": 201}
 _SIGMA = 5.670374419e-8  # Stefan-Boltzmann constant, W m-2 K-4
 _LATENT = 2.45e6  # latent heat of vaporisation, J kg-1
 
@@ -161,110 +173,10 @@ class ReanalysisModel:
     pev_factor: float = 0.9
 
 
-@dataclass(frozen=True)
-class CCIModel:
-    """Errors and gaps of the CCI-like combined soil moisture.
-
-    Parameters
-    ----------
-    resolution : float
-        Grid spacing in degrees.
-    gain, offset : float
-        The product is ``gain * truth + offset`` (m3 m-3) before noise.
-    noise_sd : float
-        Retrieval noise (m3 m-3).
-    frozen_fraction : float
-        Frozen share of the footprint from which the pixel is flagged 1.
-    snow_swe : float
-        Snow water equivalent (m) from which the pixel is flagged 1.
-    dense_lai : float
-        Footprint-mean LAI from which the pixel is flagged 2 (dense vegetation).
-    failure_rate : float
-        Probability of a retrieval failure (flag 4).
-    low_weight_rate : float
-        Probability of flag 16 (value kept, noise doubled).
-    gap_fraction : float
-        Mean share of pixels without an observation on a day (moving coherent gaps).
-    gap_winter : float
-        Extra share of such gaps in mid-winter (cosine in day of year).
-    min_coverage : float
-        Smallest land share of a cell for a value.
-    """
-
-    resolution: float = 0.25
-    gain: float = 0.85
-    offset: float = 0.04
-    noise_sd: float = 0.03
-    frozen_fraction: float = 0.2
-    snow_swe: float = 0.005
-    dense_lai: float = 4.0
-    failure_rate: float = 0.03
-    low_weight_rate: float = 0.05
-    gap_fraction: float = 0.2
-    gap_winter: float = 0.15
-    min_coverage: float = 0.5
-
-
-@dataclass(frozen=True)
-class SMAPModel:
-    """Errors and gaps of the SMAP-like 36 km AM (descending) soil moisture.
-
-    Parameters
-    ----------
-    bias : float
-        Additive bias (m3 m-3; SMAP tends to be dry).
-    noise_sd : float
-        Retrieval noise of ``soil_moisture`` (m3 m-3).
-    dca_sd : float
-        Extra noise of ``soil_moisture_dca`` relative to ``soil_moisture`` (m3 m-3).
-    swath_km : float
-        Swath width (km).
-    orbits_per_day : float
-        Orbits per day (14.625 for the 8-day exact repeat).
-    track_tilt : float
-        Longitude shift of a descending ground track per degree of latitude.
-    frozen_fraction, snow_swe, dense_lai : float
-        Thresholds as in :class:`CCIModel`; such pixels are dropped.
-    rfi_rate : float
-        Probability of a radio-frequency-interference dropout.
-    min_coverage : float
-        Smallest land share of a cell for a value.
-    """
-
-    bias: float = -0.02
-    noise_sd: float = 0.03
-    dca_sd: float = 0.01
-    swath_km: float = 1000.0
-    orbits_per_day: float = 14.625
-    track_tilt: float = 0.2
-    frozen_fraction: float = 0.2
-    snow_swe: float = 0.005
-    dense_lai: float = 4.5
-    rfi_rate: float = 0.03
-    min_coverage: float = 0.5
-
-
 # ====================================================================== grids
-def _snap(region: Region, step: float) -> Region:
-    west, east, south, north = region
-    eps = 1e-9
-    return (np.floor(west / step + eps) * step, np.ceil(east / step - eps) * step,
-            np.floor(south / step + eps) * step, np.ceil(north / step - eps) * step)
-
-
 def reanalysis_grid(region: Region, resolution: float = 0.1) -> Grid:
     """The 0.1° lat-lon grid (edges on multiples of the resolution) covering ``region``."""
-    return Grid.latlon(_snap(region, resolution), resolution)
-
-
-def cci_grid(region: Region, resolution: float = 0.25) -> Grid:
-    """The CCI 0.25° grid (edges on multiples of 0.25°) covering ``region``."""
-    return Grid.latlon(_snap(region, resolution), resolution)
-
-
-def smap_grid(region: Region) -> Grid:
-    """The EASE-Grid 2.0 36 km cells intersecting ``region``."""
-    return Grid.ease2("36km").subset(region)
+    return Grid.latlon(snap_region(region, resolution), resolution)
 
 
 # ====================================================================== main entry
@@ -335,7 +247,7 @@ def plan_grids(
         "smap": AreaAccumulator(cfg.grid, grids["smap"], min_coverage=models[2].min_coverage),
     }
     statics = _aggregate_static(world, acc, cfg.tile, models[0])
-    gaps = _cci_gap_series(grids["cci"], world.truth.sizes["time"], cfg.seed, cfg.region)
+    gaps = cci_gap_series(grids["cci"], world.truth.sizes["time"], cfg.seed, cfg.region)
     return GridPlan(world, models, grids, acc, statics, gaps)
 
 
@@ -437,9 +349,9 @@ def _product_blocks(plan: GridPlan) -> Iterator[tuple[slice, dict[str, tuple[dic
         skip = ts.start - first
         yield ts, {
             "rea": ({k: v[skip:] for k, v in rea.items()}, {k: v[skip:] for k, v in rea_truth.items()}),
-            "cci": _cci_block(fields["cci"], plan.statics["cci"], g["cci"], times, ts, cci_m, cfg.seed,
+            "cci": cci_block(fields["cci"], plan.statics["cci"], g["cci"], times, ts, cci_m, cfg.seed,
                               plan.gaps),
-            "smap": _smap_block(fields["smap"], g["smap"], times[ts], smap_m, cfg.seed),
+            "smap": smap_block(fields["smap"], g["smap"], times[ts], smap_m, cfg.seed),
         }
         previous = fields["rea"][-1:]
         logger.debug("grids: days %d-%d done", ts.start, ts.stop - 1)
@@ -450,8 +362,8 @@ def _datasets(plan: GridPlan, parts: Mapping[str, tuple[Mapping[str, np.ndarray]
     """The products and their truth on the days ``times`` as the datasets of :func:`observe_grids`."""
     g = plan.grids
     rea_ds, rea_ref = _reanalysis_datasets(*parts["rea"], plan.statics["rea"], g["rea"], times)
-    cci_ds, cci_ref = _cci_datasets(*parts["cci"], g["cci"], times)
-    smap_ds, smap_ref = _smap_datasets(*parts["smap"], g["smap"], times)
+    cci_ds, cci_ref = cci_datasets(*parts["cci"], g["cci"], times)
+    smap_ds, smap_ref = smap_datasets(*parts["smap"], g["smap"], times)
     return {"reanalysis": rea_ds, "cci": cci_ds, "smap": smap_ds, "reanalysis_truth": rea_ref,
             "cci_truth": cci_ref, "smap_truth": smap_ref}
 
@@ -616,7 +528,7 @@ def _reanalysis_block(
     t_bias = m.t_lapse_bias * (elev - np.nanmean(elev)) / 1000.0
     rows, cols = np.arange(grid.shape[0])[:, None], np.arange(grid.shape[1])[None, :]
     t_err = np.stack([_smooth(m.t_noise_sd * 2.0 * hash_normal(seed, _STREAM["rea"], d, rows, cols), 2.0)
-                      for d in _day_numbers(times)])
+                      for d in day_numbers(times)])
     t2m = _smooth(forc["t2m"], s) + t_bias + t_err
     st_s = _lagged(_smooth(st_true, s), m.st_lag)
     t2m_s = _smooth(forc["t2m"], s)[:, None]
@@ -683,134 +595,3 @@ def _annotate(ds: xr.Dataset) -> xr.Dataset:
             continue
         ds[name].attrs.update(attrs)
     return ds
-
-
-def _day_numbers(times: pd.DatetimeIndex) -> np.ndarray:
-    """Days since 1970-01-01 (keys of daily random draws, independent of the period start)."""
-    return (times.values.astype("datetime64[D]").astype("int64")).astype("int64")
-
-
-# ====================================================================== CCI
-def _cci_gap_series(grid: Grid, n_times: int, seed: int, region: Region) -> SmoothSeries:
-    """The smooth random field whose low values are the days without a CCI observation."""
-    lon, lat = grid.lonlat()
-    return SmoothSeries(seed, "cci-overpass-gaps", _snap(region, 0.25), 250.0, 0.3, n_times, lon[0], lat[:, 0])
-
-
-def _cci_block(
-    f: FloatArray, stat: Mapping[str, FloatArray], grid: Grid, times: pd.DatetimeIndex, days: slice,
-    m: CCIModel, seed: int, gaps: SmoothSeries,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """CCI variables and their truth on the days ``days`` of ``times`` from the area means ``f``."""
-    from scipy.special import ndtri
-
-    truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-    ny, nx = grid.shape
-    day = _day_numbers(times[days])[:, None, None]
-    r = np.arange(ny)[None, :, None]
-    c = np.arange(nx)[None, None, :]
-    noise = hash_normal(seed, _STREAM["rea"] + 10, day, r, c)
-    u_fail = hash_uniform(seed, _STREAM["cci"], day, r, c)
-    u_low = hash_uniform(seed, _STREAM["cci"] + 1, day, r, c)
-    lon, _ = grid.lonlat()
-    doy = np.asarray(times[days].day_of_year)
-    p_gap = m.gap_fraction + m.gap_winter * np.cos(2 * np.pi * (doy - 15) / 365.25)
-    no_obs = gaps.values(days.start, days.stop) < ndtri(np.clip(p_gap, 1e-3, 1 - 1e-3))[:, None, None]
-    valid_truth = np.isfinite(truth)
-    flag = np.zeros(truth.shape, dtype="int16")
-    flag |= np.where((frozen >= m.frozen_fraction) | (sd >= m.snow_swe), 1, 0).astype("int16")
-    flag |= np.where(lai >= m.dense_lai, 2, 0).astype("int16")
-    flag |= np.where(u_fail < m.failure_rate, 4, 0).astype("int16")
-    low = u_low < m.low_weight_rate
-    flag |= np.where(low, 16, 0).astype("int16")
-    sigma = m.noise_sd * np.where(low, 2.0, 1.0)
-    value = m.gain * truth + m.offset + sigma * noise
-    above = value > stat["porosity"][None]
-    flag |= np.where(above, 8, 0).astype("int16")
-    value = np.clip(value, 0.0, None)
-    masked = (flag & 7).astype(bool) | no_obs | ~valid_truth
-    sm = np.where(masked, np.nan, value)
-    flag = np.where(valid_truth, flag, 0)
-    has = np.isfinite(sm)
-    combos = np.array([1888, 1824, 1376], dtype="int16")
-    pick = (hash_uniform(seed, _STREAM["cci"] + 2, day, r, c) * combos.size).astype(int)
-    obs = {
-        "sm": sm.astype("float32"),
-        "sm_uncertainty": np.where(has, sigma * (1 + lai / 4), np.nan).astype("float32"),
-        "flag": flag.astype("int8"),
-        "t0": np.where(has, day + (1.5 - lon[None] / 15.0) / 24.0, np.nan),
-        "dnflag": np.where(has, 2, 0).astype("int8"),
-        "mode": np.where(has, 2, 0).astype("int8"),
-        "sensor": np.where(has, combos[pick], 0).astype("int16"),
-        "freqbandID": np.where(has, 11, 0).astype("int16"),
-    }
-    return obs, {"sm": truth.astype("float32"), "frozen_fraction": frozen.astype("float32")}
-
-
-def _cci_datasets(obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], grid: Grid,
-                  times: pd.DatetimeIndex) -> tuple[xr.Dataset, xr.Dataset]:
-    """The CCI variables (with CCI attributes) and their truth as datasets."""
-    attrs = {
-        "sm": variable_attrs("sm"), "sm_uncertainty": variable_attrs("sm_uncertainty"),
-        "flag": {"long_name": "Flag"},
-        "t0": {"long_name": "Observation Timestamp", "units": "days since 1970-01-01 00:00:00 UTC"},
-        "dnflag": {"long_name": "Day / Night Flag"}, "mode": {"long_name": "Satellite  Mode"},
-        "sensor": {"long_name": "Sensor"}, "freqbandID": {"long_name": "Frequency Band Identification"},
-    }
-    dims = ("time", "y", "x")
-    ds = xr.Dataset({k: (dims, v, attrs[k]) for k, v in obs.items()}, coords={"time": times})
-    ref = xr.Dataset({"sm": (dims, truth["sm"], variable_attrs("sm")),
-                      "frozen_fraction": (dims, truth["frozen_fraction"])}, coords={"time": times})
-    return with_grid(ds, grid), with_grid(ref, grid)
-
-
-# ====================================================================== SMAP
-def swath_mask(grid: Grid, times: pd.DatetimeIndex, m: SMAPModel, seed: int) -> np.ndarray:
-    """Cells of ``grid`` inside an AM descending swath on each day, ``(time, y, x)`` bool.
-
-    Ground tracks are spaced ``360 / orbits_per_day`` degrees of longitude and shift by
-    the fractional part of ``orbits_per_day`` of that spacing every day (an 8-day
-    repeat for 14.625 orbits per day), tilted by ``track_tilt`` degrees of longitude per
-    degree of latitude; a cell is seen when its east-west distance to a track is below
-    half the swath width.
-    """
-    spacing = 360.0 / m.orbits_per_day
-    shift = (1.0 - (m.orbits_per_day % 1.0)) * spacing
-    lon0 = float(hash_uniform(seed, _STREAM["smap_orbit"], 0)) * spacing
-    lon, lat = grid.lonlat()
-    day = _day_numbers(times)
-    track = (lon0 - day * shift) % spacing
-    d = (lon[None] - m.track_tilt * (lat[None] - 30.0) - track[:, None, None] + spacing / 2) % spacing
-    dist_km = np.abs(d - spacing / 2) * 111.32 * np.cos(np.deg2rad(lat))[None]
-    return np.asarray(dist_km < m.swath_km / 2)
-
-
-def _smap_block(f: FloatArray, grid: Grid, times: pd.DatetimeIndex, m: SMAPModel,
-                seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """SMAP soil moisture and its truth on the days ``times`` from the area means ``f``."""
-    truth, frozen, sd, lai = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-    ny, nx = grid.shape
-    day = _day_numbers(times)[:, None, None]
-    r = np.arange(ny)[None, :, None]
-    c = np.arange(nx)[None, None, :]
-    seen = swath_mask(grid, times, m, seed)
-    hot = hash_uniform(seed, _STREAM["smap"], 0, r, c) < 0.05
-    rfi = hash_uniform(seed, _STREAM["smap"] + 1, day, r, c) < np.where(hot, 0.5, m.rfi_rate)
-    masked = (~seen | (frozen >= m.frozen_fraction) | (sd >= m.snow_swe) | (lai >= m.dense_lai)
-              | rfi | ~np.isfinite(truth))
-    value = np.clip(truth + m.bias + m.noise_sd * hash_normal(seed, _STREAM["smap"] + 2, day, r, c), 0.02, 0.6)
-    dca = np.clip(value + m.dca_sd * hash_normal(seed, _STREAM["smap"] + 3, day, r, c), 0.02, 0.6)
-    obs = {"sm": np.where(masked, np.nan, value).astype("float32"),
-           "sm_dca": np.where(masked, np.nan, dca).astype("float32")}
-    return obs, {"sm": truth.astype("float32"), "frozen_fraction": frozen.astype("float32"), "swath": seen}
-
-
-def _smap_datasets(obs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], grid: Grid,
-                   times: pd.DatetimeIndex) -> tuple[xr.Dataset, xr.Dataset]:
-    """The SMAP soil moisture and its truth (with the swath mask) as datasets."""
-    dims = ("time", "y", "x")
-    ds = xr.Dataset({k: (dims, v, variable_attrs("sm")) for k, v in obs.items()}, coords={"time": times})
-    ref = xr.Dataset({"sm": (dims, truth["sm"], variable_attrs("sm")),
-                      "frozen_fraction": (dims, truth["frozen_fraction"]), "swath": (dims, truth["swath"])},
-                     coords={"time": times})
-    return with_grid(ds, grid), with_grid(ref, grid)
