@@ -8,9 +8,10 @@ al., seed 000, for CMA soil temperature), with:
   plateau) to the east (dense, plains) edge of the domain by a factor
   :attr:`StationErrorModel.dense_ratio`;
 * three network designs (:data:`NETWORKS`): ``CMA`` (soil moisture in the eight
-  layers 0-10 … 90-100 cm, soil temperature at 0, 5, 10, 15, 20, 40 cm), ``PLATEAU``
-  (point sensors at 5, 10, 20, 40 cm, Maqu-like) and ``SOILNET`` (0-5, 0-10 and
-  10-30 cm soil moisture); the last two are also written as ISMN files;
+  layers 0-10 … 90-100 cm, soil temperature at 0, 5, 10, 15, 20, 40 cm; everywhere),
+  ``PLATEAU`` (point sensors at 5, 10, 20, 40 cm, Maqu-like; western third only) and
+  ``SOILNET`` (0-5, 0-10 and 10-30 cm soil moisture; eastern two thirds); the last two
+  are also written as ISMN files;
 * per-sensor calibration offset and gain, a persistent representativeness anomaly
   plus a slow AR(1) part (sub-grid heterogeneity), white noise;
 * raw sub-daily records: hourly, and 10-minute soil temperature at a subset of CMA
@@ -236,7 +237,8 @@ def _assign_networks(places: pd.DataFrame, nx: int, seed: int, fraction_10min: f
     v = hash_uniform(seed, _STREAM["network"], np.arange(n), 1, 0)
     w = hash_uniform(seed, _STREAM["network"], np.arange(n), 2, 0)
     west = places["col"].to_numpy() < nx / 3
-    network = np.where(west, "PLATEAU", np.where(u < 0.7, "CMA", "SOILNET"))
+    # The national network is sparse but present on the plateau, beside research networks.
+    network = np.where(west, np.where(u < 0.4, "CMA", "PLATEAU"), np.where(u < 0.7, "CMA", "SOILNET"))
     has_sm = ~((network == "CMA") & (v < 0.15))
     has_st = np.array([bool(NETWORKS[k].st) for k in network], dtype=bool) & ~((network == "CMA") & (v > 0.9))
     ten_min = (network == "CMA") & has_st & (w < fraction_10min)
