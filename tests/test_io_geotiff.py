@@ -115,6 +115,25 @@ def test_write_geotiff__packing_errors_name_the_fix(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_geotiff__written_block_by_block_with_the_same_values_and_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soilfuse.io.geotiff as geotiff
+
+    grid = Grid.latlon((100.0, 103.0, 30.0, 33.0), 0.01)  # 300 x 300: two 256-row strips
+    da_ = lst_stack(grid, nt=6)
+    monkeypatch.setattr(geotiff, "_WRITE_BLOCK_BYTES", 300 * 256 * 8)  # one band of 256 rows
+    assert geotiff._blocks_to_write(da_.data, 300, 300).chunks == ((1,) * 6, (256, 44), (300,))
+    whole = write_geotiff(da_, tmp_path / "numpy.tif", dtype="uint16", scale_factor=0.02, nodata=0)
+    lazy = write_geotiff(da_.chunk({"time": 4, "y": 70, "x": 130}), tmp_path / "dask.tif", dtype="uint16",
+                         scale_factor=0.02, nodata=0)
+    again = write_geotiff(da_.chunk({"time": 4, "y": 70, "x": 130}), tmp_path / "again.tif", dtype="uint16",
+                          scale_factor=0.02, nodata=0)
+    a, b = open_raster(whole)["lst_day"], open_raster(lazy)["lst_day"]
+    xr.testing.assert_identical(a, b)
+    np.testing.assert_allclose(a.values, da_.values, atol=0.01)
+    assert lazy.read_bytes() == again.read_bytes()  # blocks go to the file in a fixed order
+
+
 def test_write_geotiff__failure_midway_leaves_no_file(tmp_path: Path) -> None:
     da_ = lst_stack(GRIDS["latlon"]).chunk({"time": 1})
 

@@ -46,10 +46,12 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
+import dask.array as dsa
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -281,7 +283,9 @@ def write_geotiff(
         becomes bands: ``time`` → descriptions ``YYYY-MM-DD`` (ISO date-times when
         not at midnight), ``depth`` → layer labels (from ``layer``, ``depth_bnds`` or
         point depths), any other dim → its coordinate values. A 2-D array's band is
-        described by its name. Dask arrays are computed a few bands at a time.
+        described by its name. Dask arrays are computed and written a few chunks at
+        a time (as windows of the file), numpy arrays in strips of at most 32 MiB, so
+        memory does not grow with the raster.
     path : path-like
         Output file (replaced if it exists).
     nodata : float, optional
@@ -310,6 +314,7 @@ def write_geotiff(
         If packed values do not fit ``dtype`` or collide with ``nodata``.
     """
     import rasterio
+    from rasterio.windows import Window
 
     p = Path(path)
     if da.ndim not in (2, 3) or not {"y", "x"} <= set(da.dims):
@@ -342,13 +347,17 @@ def write_geotiff(
     attrs.update({k: v for k, v in cf.strip_encoding_attrs(da.attrs).items() if k != "grid_mapping"})
     attrs["variable"] = name
     stack = da if da.ndim == 3 else da.expand_dims("band")
-    per_batch = max(1, int(128e6 // max(1, ny * nx * 8)))
+    if count > 1:
+        profile["interleave"] = "band"  # a window of some bands never rewrites the others
+    source = _blocks_to_write(stack.data, ny, nx)
+    as_float = packing or out_dtype.kind == "f"
     with atomic_path(p) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        for start in range(0, count, per_batch):
-            values = np.asarray(stack[start:start + per_batch].values, dtype="float64"
-                                if packing or out_dtype.kind == "f" else None)
-            packed = _pack(values, out_dtype, scale, offset, nodata, name)
-            dst.write(packed, indexes=list(range(start + 1, start + 1 + packed.shape[0])))
+        for key, values in _computed_blocks(source):
+            bands, rows, cols = key
+            packed = _pack(np.asarray(values, dtype="float64" if as_float else None), out_dtype, scale,
+                           offset, nodata, name)
+            dst.write(packed, indexes=list(range(bands.start + 1, bands.stop + 1)),
+                      window=Window.from_slices(rows, cols))
         for i, desc in enumerate(descriptions, start=1):
             dst.set_band_description(i, desc)
             if "units" in attrs:
@@ -361,6 +370,41 @@ def write_geotiff(
         dst.update_tags(ns=TAG_DOMAIN, **{k: json.dumps(_plain(v)) for k, v in attrs.items()})
     logger.info("wrote GeoTIFF %s (%d bands, %s)", p, count, out_dtype.name)
     return p
+
+
+#: Largest block (bytes as float64) that numpy input is cut into for writing.
+_WRITE_BLOCK_BYTES = 32 * 2**20
+#: Blocks computed together before they are written in order.
+_BLOCKS_AT_ONCE = 4
+
+
+def _blocks_to_write(data: Any, ny: int, nx: int) -> dsa.Array:
+    """``(band, y, x)`` data as a Dask array whose blocks are the windows to write.
+
+    Dask input keeps its own chunks (each is computed once); numpy input is cut into
+    strips of whole 256-row GeoTIFF blocks holding at most :data:`_WRITE_BLOCK_BYTES`.
+    """
+    if isinstance(data, dsa.Array):
+        return data
+    rows = min(ny, max(256, (_WRITE_BLOCK_BYTES // max(1, nx * 8)) // 256 * 256))
+    bands = max(1, _WRITE_BLOCK_BYTES // max(1, rows * nx * 8))
+    return dsa.from_array(np.asarray(data), chunks=(bands, rows, nx))
+
+
+def _computed_blocks(source: dsa.Array) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    """Each block of ``source`` with its index slices, in C order, :data:`_BLOCKS_AT_ONCE` computed together.
+
+    Writing in a fixed order keeps the file's bytes reproducible (GDAL lays blocks out in
+    the order they are flushed); computing a few blocks at once keeps the workers busy
+    while memory holds only those blocks.
+    """
+    edges = [np.cumsum((0, *c)) for c in source.chunks]
+    indices = list(np.ndindex(*source.numblocks))
+    for start in range(0, len(indices), _BLOCKS_AT_ONCE):
+        batch = indices[start:start + _BLOCKS_AT_ONCE]
+        values = dask.compute(*(source.blocks[idx] for idx in batch))
+        for idx, block in zip(batch, values, strict=True):
+            yield tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx, strict=True)), block
 
 
 def _exact_grid(da: xr.DataArray) -> Grid:
