@@ -225,8 +225,14 @@ def test_observe_grids__reanalysis_errors_in_range(obs, figures):
     assert ds["layer"].values.tolist() == ["0-7cm", "7-28cm", "28-100cm", "100-289cm"]
 
 
-def test_observe_grids__blocks_of_days_equal_whole_period(world, obs):
-    # 7-day time chunks: 18 blocks, each carrying one day over for the reanalysis lag.
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_observe_grids__blocks_of_days_equal_whole_period(world, obs, block_bytes, monkeypatch):
+    # 7-day time chunks: 18 blocks, each carrying one day over for the reanalysis lag;
+    # with a 1-byte budget, blocks of one day.
+    import soilfuse.twin.observe_grids as grids_module
+
+    if block_bytes is not None:
+        monkeypatch.setattr(grids_module, "_BLOCK_BYTES", block_bytes)
     chunked = dataclasses.replace(world, truth=world.truth.chunk({"time": 7}),
                                   forcing=world.forcing.chunk({"time": 7}))
     grids = observe_grids(chunked)

@@ -44,6 +44,7 @@ Usage
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,9 @@ _FORCING = ("t2m", "tp", "ssrd", "ssr", "strd", "u10", "v10", "sd", "lai")
 # when it provides them, else estimated by Priestley-Taylor from the reanalysis fields.
 _EVAP = ("e", "pev")
 _STREAM: dict[str, int] = {"rea": 201}
+#: Largest block of days of the reanalysis-grid area means (bytes); the error model
+#: holds a few arrays of that size at once.
+_BLOCK_BYTES = 64 * 2**20
 _SIGMA = 5.670374419e-8  # Stefan-Boltzmann constant, W m-2 K-4
 _LATENT = 2.45e6  # latent heat of vaporisation, J kg-1
 
@@ -372,9 +376,10 @@ def _coarse_blocks(world: Any, acc: Mapping[str, AreaAccumulator]) -> Iterator[t
     """Area means on the coarse grids of consecutive blocks of days, accumulated tile by tile.
 
     Blocks follow the world's own time chunks (a misaligned block would decompress the
-    same chunk several times); memory follows one tile and one block of days on the
-    coarse grids (the accumulators build each tile's overlap weights as it comes), not
-    the period or the fine domain.
+    same chunk several times), shortened to whole divisors of a chunk when a chunk's
+    days on the reanalysis grid would exceed :data:`_BLOCK_BYTES`: memory follows one
+    tile and one block of days on the coarse grids (the accumulators build each tile's
+    overlap weights as it comes), not the period or the fine domain.
 
     Yields
     ------
@@ -393,7 +398,9 @@ def _coarse_blocks(world: Any, acc: Mapping[str, AreaAccumulator]) -> Iterator[t
     names = _forcing_names(world)
     n_ch = n_sm + n_st + len(names) + 1
     nt = world.truth.sizes["time"]
-    block = int(sm.chunks[0][0]) if sm.chunks is not None else 32
+    chunk = int(sm.chunks[0][0]) if sm.chunks is not None else 32
+    day_bytes = n_ch * math.prod(acc["rea"].coarse.shape) * 8
+    block = next(d for d in range(chunk, 0, -1) if chunk % d == 0 and (d == 1 or d * day_bytes <= _BLOCK_BYTES))
     for t0 in range(0, nt, block):
         ts = slice(t0, min(nt, t0 + block))
         for key, a in acc.items():
