@@ -98,6 +98,17 @@ def test_observe_stations__density_gradient(world, obs):
     assert (np.asarray(world.static["land_cover"].values)[obs.stations["row"], obs.stations["col"]] != 5).all()
 
 
+@pytest.mark.parametrize("block_cols", [1, 5, 64])
+def test_place_stations__same_cells_whatever_the_column_blocks(world, block_cols):
+    from soilfuse.twin.observe_stations import place_stations
+
+    static = world.static.load()
+    whole = place_stations(static, 40, seed=3, dense_ratio=20.0)
+    blocked = place_stations(static, 40, seed=3, dense_ratio=20.0, block_cols=block_cols)
+    pd.testing.assert_frame_equal(blocked, whole)
+    assert whole["col"].is_monotonic_increasing and whole[["row", "col"]].duplicated().sum() == 0
+
+
 def test_observe_stations__metadata_and_sampling(obs):
     st, rec = obs.stations, obs.station_obs
     assert set(st["network"]) == {"CMA", "PLATEAU", "SOILNET"}

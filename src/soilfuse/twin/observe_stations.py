@@ -193,35 +193,66 @@ class StationErrorModel:
 
 
 # ====================================================================== placement
-def place_stations(static: xr.Dataset, n: int, *, seed: int, dense_ratio: float) -> pd.DataFrame:
+def place_stations(static: xr.Dataset, n: int, *, seed: int, dense_ratio: float,
+                   block_cols: int | None = None) -> pd.DataFrame:
     """Choose ``n`` land cells with density rising from west to east by ``dense_ratio``.
 
     Systematic probability-proportional-to-size sampling along the west→east axis
     (cells ordered by column, at random within a column), so the east/west density
     ratio holds even for a few dozen stations, and positions within a column are random.
+    The land cells are visited ``block_cols`` columns at a time (default: about 2**19
+    cells per block), twice (once for the total weight, once for the picks), so memory
+    follows a block of columns, not the domain; the running sum continues from block to
+    block with the same additions as one sum over all cells, so the picks do not depend
+    on ``block_cols``.
 
     Returns
     -------
     pandas.DataFrame
         ``row``, ``col``, ``lat``, ``lon`` (jittered inside the cell, degrees).
     """
-    lc = np.asarray(static["land_cover"].values)
-    ny, nx = lc.shape
-    eligible = lc != 5
-    if "water_fraction" in static:
-        eligible &= np.asarray(static["water_fraction"].values) < 0.5
-    rows, cols = np.nonzero(eligible)
-    if rows.size < n:
-        msg = f"Only {rows.size} land cells for {n} stations; enlarge the region or ask for fewer stations."
+    ny, nx = static.sizes["y"], static.sizes["x"]
+    width = block_cols if block_cols is not None else max(1, 2**19 // max(ny, 1))
+    blocks = [slice(c, min(nx, c + width)) for c in range(0, nx, width)]
+
+    def land_cells(cols: slice) -> tuple[np.ndarray, np.ndarray, FloatArray]:
+        """Rows, columns and weights of the eligible cells of a column block, in sampling order."""
+        sub = static.isel(x=cols)
+        eligible = np.asarray(sub["land_cover"].values) != 5
+        if "water_fraction" in static:
+            eligible &= np.asarray(sub["water_fraction"].values) < 0.5
+        r, c = np.nonzero(eligible)
+        c = c + cols.start
+        order = np.lexsort((hash_uniform(seed, _STREAM["place"], r, c, 0), c))
+        return r[order], c[order], dense_ratio ** (c[order] / max(nx - 1, 1))
+
+    def running_sum(weight: FloatArray, carry: float) -> FloatArray:
+        # np.cumsum adds sequentially, so continuing from ``carry`` repeats the whole-domain sum exactly
+        return np.cumsum(np.concatenate(([carry], weight)))[1:]
+
+    total, count = 0.0, 0
+    for cols in blocks:
+        _, _, weight = land_cells(cols)
+        if weight.size:
+            total, count = float(running_sum(weight, total)[-1]), count + weight.size
+    if count < n:
+        msg = f"Only {count} land cells for {n} stations; enlarge the region or ask for fewer stations."
         raise DataError(msg)
-    key = hash_uniform(seed, _STREAM["place"], rows, cols, 0)
-    order = np.lexsort((key, cols))
-    weight = dense_ratio ** (cols[order] / max(nx - 1, 1))
-    cum = np.cumsum(weight)
     start = float(hash_uniform(seed, _STREAM["place"], -1, 0, 0))
-    picks = np.searchsorted(cum, (np.arange(n) + start) * cum[-1] / n)
-    chosen = order[np.clip(picks, 0, order.size - 1)]
-    r, c = rows[chosen], cols[chosen]
+    targets = (np.arange(n) + start) * total / n
+    r = np.full(n, -1, dtype=np.int64)
+    c = np.full(n, -1, dtype=np.int64)
+    carry, last = -np.inf, (0, 0)
+    for cols in blocks:
+        rows_b, cols_b, weight = land_cells(cols)
+        if not weight.size:
+            continue
+        cum = running_sum(weight, max(carry, 0.0))
+        here = (targets > carry) & (targets <= cum[-1])
+        picks = np.searchsorted(cum, targets[here])
+        r[here], c[here] = rows_b[picks], cols_b[picks]
+        carry, last = float(cum[-1]), (int(rows_b[-1]), int(cols_b[-1]))
+    r[r < 0], c[c < 0] = last  # a target past the rounded total takes the last cell
     x = np.asarray(static["x"].values)
     y = np.asarray(static["y"].values)
     dx, dy = abs(x[1] - x[0]) if nx > 1 else 0.01, abs(y[1] - y[0]) if ny > 1 else 0.01
@@ -230,6 +261,7 @@ def place_stations(static: xr.Dataset, n: int, *, seed: int, dense_ratio: float)
     return pd.DataFrame({"row": r, "col": c, "lat": y[r] + jy * dy, "lon": x[c] + jx * dx})
 
 
+# ====================================================================== networks
 def _assign_networks(places: pd.DataFrame, nx: int, seed: int, fraction_10min: float) -> pd.DataFrame:
     """Network, variables measured and sampling of every station."""
     n = len(places)
