@@ -100,7 +100,7 @@ def test_observe_stations__density_gradient(world, obs):
 
 @pytest.mark.parametrize("block_cols", [1, 5, 64])
 def test_place_stations__same_cells_whatever_the_column_blocks(world, block_cols):
-    from soilfuse.twin.observe_stations import place_stations
+    from soilfuse.twin.observe_station_sites import place_stations
 
     static = world.static.load()
     whole = place_stations(static, 40, seed=3, dense_ratio=20.0)
