@@ -181,5 +181,5 @@ def test_stdf_fill__covariate_gaps_and_bad_covariates() -> None:
     assert (out["lst_day_flag"].values[5:9, 4, 6] == 255).all()
     with pytest.raises(DataError, match=r"covariate must have dims \(time, y, x\)"):
         stdf_fill(lst, ndvi, dem, covariate=cov.isel(time=0))
-    with pytest.raises(DataError, match="share the LST's dates"):
+    with pytest.raises(DataError, match="covariate must be daily on the LST's dates"):
         stdf_fill(lst, ndvi, dem, covariate=cov.isel(time=slice(0, 5)))

@@ -213,23 +213,13 @@ def stdf_fill(
     if set(ndvi.dims) == {"y", "x"}:
         veg = ndvi.transpose("y", "x").expand_dims(time=field3.sizes["time"], axis=0)
     elif set(ndvi.dims) == {"time", "y", "x"}:
-        veg = ndvi.transpose("time", "y", "x")
-        same_dates = veg.sizes["time"] == field3.sizes["time"] and (
-            "time" not in veg.coords or "time" not in field3.coords
-            or np.array_equal(veg["time"].values, field3["time"].values))
-        if not same_dates:
-            msg = (
-                "NDVI must be daily on the LST dates (or static); its time axis differs. Interpolate it to "
-                "the LST dates first, e.g. whittaker(ndvi.reindex(time=lst.time))."
-            )
-            raise DataError(msg)
-        if veg.sizes["y"] != ny or veg.sizes["x"] != nx:
-            msg = f"NDVI shape {dict(veg.sizes)} differs from the LST grid (y={ny}, x={nx})."
-            raise DataError(msg)
+        veg = _daily_like(ndvi, field3, "NDVI",
+                          "Interpolate it to the LST dates first, e.g. whittaker(ndvi.reindex(time=lst.time)).")
     else:
         msg = f"NDVI must have dims (time, y, x) or (y, x); got {tuple(map(str, ndvi.dims))}."
         raise DataError(msg)
-    cov = None if covariate is None else _daily_like(covariate, field3, "covariate")
+    cov = None if covariate is None else _daily_like(
+        covariate, field3, "covariate", "Resample it to the LST grid and select the LST dates first.")
     days = days_of(field3)
     nt = days.size
     halo = min(_halo(days, float(window_days)), max(nt - 1, 0))
@@ -271,16 +261,16 @@ def stdf_fill(
     return assemble(field, values, flags, name=name, method=method)
 
 
-def _daily_like(da: xr.DataArray, field3: xr.DataArray, what: str) -> xr.DataArray:
-    """``da`` as ``(time, y, x)``, checked to have the dates and grid of ``field3``."""
+def _daily_like(da: xr.DataArray, field3: xr.DataArray, what: str, fix: str) -> xr.DataArray:
+    """``da`` as ``(time, y, x)``, checked to have the dates and grid of ``field3``; ``fix`` ends the error."""
     if set(da.dims) != {"time", "y", "x"}:
         msg = f"The {what} must have dims (time, y, x); got {tuple(map(str, da.dims))}."
         raise DataError(msg)
     out = da.transpose("time", "y", "x")
     if out.shape != field3.shape or ("time" in out.coords and "time" in field3.coords
                                      and not np.array_equal(out["time"].values, field3["time"].values)):
-        msg = (f"The {what} {dict(out.sizes)} must share the LST's dates and grid {dict(field3.sizes)}; "
-               "resample it to the LST grid and select the LST dates first.")
+        msg = (f"The {what} must be daily on the LST's dates and grid {dict(field3.sizes)}; got "
+               f"{dict(out.sizes)}. {fix}")
         raise DataError(msg)
     return out
 
