@@ -39,6 +39,19 @@ def test_main__missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("inputs", ["{twin: no/such/twin}", "{coarse_sm: [., no/such/smap.nc]}"])
+def test_main__missing_input_path_names_the_key_and_leaves_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inputs: str
+) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"recipe: ml-downscale\nrun_dir: out\ninputs: {inputs}\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "key 'inputs." in err[0] and "does not exist" in err[0] and str(tmp_path) in err[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_main__bad_region(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["twin", "--out", str(tmp_path), "--region", "10", "0", "0", "1"]) == 2
     assert "--region must be WEST EAST SOUTH NORTH" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from soilfuse.exceptions import ConfigError
 from soilfuse.recipes import RECIPES, load_recipes
 from soilfuse.rundir import RunDirectory
 
-__all__ = ["DEFAULT_RECIPE", "dask_context", "run_demo", "run_recipe"]
+__all__ = ["DEFAULT_RECIPE", "check_inputs_exist", "dask_context", "run_demo", "run_recipe"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ def run_recipe(cfg: RunConfig) -> dict[str, Any]:
     if cfg.recipe not in RECIPES:
         msg = f"key 'recipe': got {cfg.recipe!r}; expected one of: {', '.join(sorted(RECIPES))}."
         raise ConfigError(msg)
+    check_inputs_exist(cfg)
     run = RunDirectory.create(cfg.run_dir, seed=cfg.seed, config_text=dump_config(cfg))
     inputs = [p for p in (cfg.inputs.twin, cfg.inputs.stations, cfg.inputs.static) if p is not None]
-    run.record_inputs(inputs)
     try:
+        run.record_inputs(inputs)
         with dask_context(cfg.dask):
             outputs = RECIPES[cfg.recipe](cfg, run)
     except BaseException as err:
@@ -56,6 +57,19 @@ def run_recipe(cfg: RunConfig) -> dict[str, Any]:
     run.record("outputs", {k: str(v) for k, v in outputs.items()})
     run.finish("complete")
     return outputs
+
+
+def check_inputs_exist(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` naming the first ``inputs`` path that does not exist.
+
+    Called before the run directory is created, so a mistyped path leaves nothing behind.
+    """
+    base = f" (relative paths are read from {cfg.source.parent})" if cfg.source is not None else ""
+    for key, value in cfg.inputs:
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None and not Path(path).exists():
+                msg = f"key 'inputs.{key}': {path} does not exist; correct the path in the configuration{base}."
+                raise ConfigError(msg)
 
 
 def run_demo(
