@@ -9,6 +9,7 @@ the thresholds were set (seed 0).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -35,10 +36,16 @@ _TWIN_OPTIONS = {"profile": "test", "lst_gapfill": True, "compare": False}
 
 @pytest.fixture(scope="session")
 def small_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from soilfuse.twin import generate
+    """The ``small`` world with 160 stations instead of 40, as for quadtree-st.
 
-    out = tmp_path_factory.mktemp("twin") / "small"
-    generate("small", out, seed=0)
+    With 40 stations only 28 have enough surface soil-moisture days for G_down, and a
+    share of 28 stations has a sampling error of about ±9 %; with 160, 112 do.
+    """
+    from soilfuse.twin import TwinConfig, make_world, observe, write_twin
+
+    world = make_world(dataclasses.replace(TwinConfig.from_size("small"), n_stations=160))
+    out = tmp_path_factory.mktemp("twin") / "small160"
+    write_twin(world, observe(world), out)
     return out
 
 
@@ -191,15 +198,15 @@ def test_run_ml_downscale__comparison_table(twin_run: dict[str, Path]) -> None:
 def test_run_ml_downscale__station_gain(twin_run: dict[str, Path]) -> None:
     table = pd.read_csv(twin_run["comparison"]).set_index(["model", "correction"])
     share = table["G_down_positive"]
-    # G_down against the coarse input, share of stations with a gain (28 stations). Measured:
-    # ensemble 0.32 raw -> 0.61 smooth-corrected; the bilinear baseline 0.89. The issue's
-    # ">= 70 %" is not reached on this twin by any variant (best: RF smooth, 0.68), see the
+    # G_down against the coarse input, share of stations with a gain (112 stations). Measured:
+    # ensemble 0.29 raw -> 0.56 smooth-corrected; the bilinear baseline 0.74. The issue's
+    # ">= 70 %" is not reached on this twin by any variant (best: RF smooth, 0.58), see the
     # documentation.
     assert share[("Ensemble (mean)", "smooth")] >= share[("Ensemble (mean)", "none")] + 0.15
     assert share[("bilinear coarse", "none")] >= 0.7
-    assert (table["n_G_down"].dropna() >= 20).all()
+    assert (table["n_G_down"].dropna() >= 100).all()
     per_station = pd.read_csv(twin_run["station_metrics"])
-    assert per_station["G_down"].notna().sum() >= 20
+    assert per_station["G_down"].notna().sum() >= 100
     assert per_station["G_down"].dropna().between(-1.0, 1.0).all()
 
 
