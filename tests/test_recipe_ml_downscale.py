@@ -24,7 +24,6 @@ from soilfuse.exceptions import ConfigError
 from soilfuse.grid import Grid
 from soilfuse.io.gridded import is_complete, open_gridded
 from soilfuse.recipes._ml_downscale_data import load_coarse
-from soilfuse.recipes._ml_downscale_eval import Moments
 from soilfuse.recipes._ml_downscale_predict import residual_correction_kernel
 from soilfuse.recipes.inputs import load_truth
 from soilfuse.recipes.runner import run_recipe
@@ -104,19 +103,6 @@ def test_residual_correction_kernel__exact_with_bounds() -> None:
     smooth, _ = residual_correction_kernel(field, obs, exact=False, **kw)
     smooth_agg = Regridder(fine, coarse, "mean", min_valid_fraction=0.0).regrid_array(smooth)
     assert np.abs(smooth_agg[ok] - obs[ok]).max() > 1e-3
-
-
-def test_moments__match_validate_metrics() -> None:
-    rng = np.random.default_rng(2)
-    obs = rng.uniform(0.05, 0.4, 500)
-    pred = obs + rng.normal(0.02, 0.03, 500)
-    obs[::7] = np.nan
-    m = Moments()
-    m.add(obs[:250], pred[:250])
-    m.add(obs[250:], pred[250:])
-    scores = m.scores()
-    assert scores["ubRMSE"] == pytest.approx(float(ubrmse(obs, pred, axis=None)), rel=1e-9)
-    assert scores["bias"] == pytest.approx(float(np.nanmean(pred - obs)), rel=1e-9)
 
 
 # ---------------------------------------------------------------------- configuration

@@ -286,3 +286,31 @@ def test_metrics__bad_input_raises() -> None:
     with pytest.raises(DataError, match="version"):
         m.kge(np.ones(3), np.ones(3), version=2010)  # type: ignore[arg-type]
     assert isinstance(m.metrics_table(np.ones(3), np.ones(3), min_obs=1), pd.DataFrame)
+
+
+# ---------------------------------------------------------------------- running scores
+def test_running_scores__batches_match_one_pass_metrics() -> None:
+    from soilfuse.validate import RunningScores
+
+    rng = np.random.default_rng(2)
+    obs = rng.uniform(0.05, 0.4, 500)
+    pred = obs + rng.normal(0.02, 0.03, 500)
+    obs[::7] = np.nan
+    s = RunningScores().add(obs[:250], pred[:250]).add(obs[250:], pred[250:]).scores()
+    assert s["n"] == np.isfinite(obs).sum()
+    assert s["ubRMSE"] == pytest.approx(float(m.ubrmse(obs, pred, axis=None)), rel=1e-9)
+    assert s["bias"] == pytest.approx(float(np.nanmean(pred - obs)), rel=1e-9)
+    assert s["RMSE"] == pytest.approx(float(m.rmse(obs, pred, axis=None)), rel=1e-9)
+    assert s["R"] == pytest.approx(float(m.pearson_r(obs, pred, axis=None)), rel=1e-9)
+
+
+def test_running_scores__large_means_and_few_pairs() -> None:
+    from soilfuse.validate import RunningScores
+
+    # temperatures in K: the centred merge keeps R exact where raw sums of squares would not
+    ref = 290.0 + np.array([0.0, 1.0, 2.0, 3.0]) * 1e-3
+    est = ref + np.array([1e-4, -1e-4, 1e-4, -1e-4])
+    s = RunningScores().add(ref[:2], est[:2]).add(ref[2:], est[2:]).scores()
+    assert s["R"] == pytest.approx(float(np.corrcoef(ref, est)[0, 1]), rel=1e-6)
+    assert np.isnan(RunningScores().add([1.0], [2.0]).scores()["R"])
+    assert np.isnan(RunningScores().add([1.0, 2.0], [1.0, 2.5]).scores(min_n=3)["RMSE"])

@@ -340,6 +340,7 @@ def test_drop_column_importance__refits_without_each_feature(regression) -> None
         "soilfuse.validate.importance",
         "soilfuse.validate.trends",
         "soilfuse.validate.partial",
+        "soilfuse.validate.running",
         "soilfuse.validate.collocation",
         "soilfuse.validate.compare",
         "soilfuse.sample",

@@ -17,9 +17,8 @@ bounded by one batch, and scored
   against the coarse value of the station's cell, per station;
 * coverage: the share of land pixel-days with a value.
 
-Pooled scores are accumulated as sums of moments (:class:`Moments`) while the batches
-stream by; the formulas are those of :mod:`soilfuse.validate.metrics` (population
-moments, pairs where both values are finite).
+Pooled scores are accumulated batch by batch (:class:`soilfuse.validate.RunningScores`)
+while the batches stream by (pairs where both values are finite).
 """
 
 from __future__ import annotations
@@ -40,12 +39,11 @@ from soilfuse.models.window import WindowedDownscaler, window_start
 from soilfuse.recipes._ml_downscale_data import DownscaleInputs
 from soilfuse.recipes._ml_downscale_predict import residual_correction_kernel
 from soilfuse.regrid import Regridder
-from soilfuse.validate import g_down_table, pooled_and_median
+from soilfuse.validate import RunningScores, g_down_table, pooled_and_median
 
 __all__ = [
     "CORRECTIONS",
     "Evaluation",
-    "Moments",
     "TrainedVariant",
     "combination_choice",
     "evaluate_variants",
@@ -93,52 +91,6 @@ class TrainedVariant:
     def cube_lst(self) -> str:
         """Cube variable that plays ``lst_day``."""
         return "lst_day_gapfilled" if self.lst == "gap-filled" else "lst_day"
-
-
-# ---------------------------------------------------------------------- moments
-@dataclass
-class Moments:
-    """Running sums of paired values for pooled R, RMSE, ubRMSE and bias.
-
-    Examples
-    --------
-    >>> m = Moments()
-    >>> m.add(np.array([0.1, 0.2, 0.3]), np.array([0.12, 0.22, 0.32]))
-    >>> {k: round(v, 4) for k, v in m.scores().items()}
-    {'n': 3.0, 'R': 1.0, 'RMSE': 0.02, 'ubRMSE': 0.0, 'bias': 0.02}
-    """
-
-    n: float = 0.0
-    so: float = 0.0
-    sp: float = 0.0
-    soo: float = 0.0
-    spp: float = 0.0
-    sop: float = 0.0
-
-    def add(self, obs: FloatArray, pred: FloatArray) -> None:
-        """Add the pairs where both are finite."""
-        ok = np.isfinite(obs) & np.isfinite(pred)
-        o = obs[ok].astype("float64")
-        p = pred[ok].astype("float64")
-        self.n += o.size
-        self.so += float(o.sum())
-        self.sp += float(p.sum())
-        self.soo += float(o @ o)
-        self.spp += float(p @ p)
-        self.sop += float(o @ p)
-
-    def scores(self) -> dict[str, float]:
-        """``n``, ``R``, ``RMSE``, ``ubRMSE`` and ``bias`` (pred − obs), m³ m⁻³."""
-        if self.n < 2:
-            return {"n": self.n, "R": np.nan, "RMSE": np.nan, "ubRMSE": np.nan, "bias": np.nan}
-        mo, mp = self.so / self.n, self.sp / self.n
-        vo = max(self.soo / self.n - mo * mo, 0.0)
-        vp = max(self.spp / self.n - mp * mp, 0.0)
-        cov = self.sop / self.n - mo * mp
-        mse = max((self.soo - 2 * self.sop + self.spp) / self.n, 0.0)
-        r = cov / np.sqrt(vo * vp) if vo > 0 and vp > 0 else np.nan
-        return {"n": self.n, "R": float(r), "RMSE": float(np.sqrt(mse)),
-                "ubRMSE": float(np.sqrt(max(mse - (mp - mo) ** 2, 0.0))), "bias": float(mp - mo)}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -221,9 +173,9 @@ class _Row:
     training: str
     model: str
     correction: str
-    own: Moments = field(default_factory=Moments)
-    common: Moments = field(default_factory=Moments)
-    baseline: Moments = field(default_factory=Moments)
+    own: RunningScores = field(default_factory=RunningScores)
+    common: RunningScores = field(default_factory=RunningScores)
+    baseline: RunningScores = field(default_factory=RunningScores)
     valid: float = 0.0
     land: float = 0.0
     at_stations: list[FloatArray] = field(default_factory=list)

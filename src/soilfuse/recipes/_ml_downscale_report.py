@@ -26,9 +26,10 @@ from soilfuse.exceptions import DataError
 from soilfuse.io.gridded import open_gridded
 from soilfuse.models._model_zoo import MODEL_NAMES
 from soilfuse.recipes._ml_downscale_data import DownscaleInputs
-from soilfuse.recipes._ml_downscale_eval import Evaluation, Moments, TrainedVariant
+from soilfuse.recipes._ml_downscale_eval import Evaluation, TrainedVariant
 from soilfuse.regrid import Regridder
 from soilfuse.report import HtmlReport, density_scatter
+from soilfuse.validate import RunningScores
 
 __all__ = ["build_report", "product_scores", "validate_at_stations"]
 
@@ -57,7 +58,7 @@ def product_scores(path: Path, inputs: DownscaleInputs) -> tuple[pd.DataFrame, p
     product = _open_product(path)
     bilinear = Regridder(inputs.coarse_grid, inputs.fine_grid, "bilinear")
     land = np.asarray(inputs.land.values, dtype=bool)
-    own, common, base = Moments(), Moments(), Moments()
+    own, common, base = RunningScores(), RunningScores(), RunningScores()
     valid = total = 0.0
     samples: list[np.ndarray] = []
     days = pd.DatetimeIndex(product["time"].values)

@@ -319,7 +319,7 @@ def _station_figures(obs: Observations, world: Any) -> dict[str, Any]:
     var = np.repeat(sensors["variable"].astype(str).to_numpy(), ndays)
     for name in ("sm", "st"):
         sel = var == name
-        out[f"daily_{name}"] = PairScores().add(daily[sel], summary.ref[sel]).result()
+        out[f"daily_{name}"] = PairScores().add(summary.ref[sel], daily[sel]).result()
     return out
 
 

@@ -1,6 +1,6 @@
 """Error figures of the twin's observing systems, accumulated batch by batch.
 
-:class:`PairScores` gives the RMSE, bias and Pearson correlation of estimate-reference
+:class:`PairScores` gives the RMSE, bias and Pearson correlation of reference-estimate
 pairs fed in any number of batches; :class:`GridScores` gathers those and the gap
 fractions of the reanalysis, CCI and SMAP products, block of days by block of days, so
 that the streaming writer of :mod:`soilfuse.twin.write` scores the products without
@@ -11,8 +11,8 @@ Usage
 -----
 >>> import numpy as np
 >>> from soilfuse.twin.observe_scores import PairScores
->>> scores = PairScores().add(np.array([1.0, 2.0]), np.array([1.0, 2.5]))
->>> scores.add(np.array([3.0, np.nan]), np.array([3.5, 1.0])).result()
+>>> scores = PairScores().add(np.array([1.0, 2.5]), np.array([1.0, 2.0]))
+>>> scores.add(np.array([3.5, 1.0]), np.array([3.0, np.nan])).result()
 {'rmse': 0.4082, 'bias': -0.3333, 'r': 0.9934, 'n': 3}
 """
 
@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from soilfuse.validate.running import RunningScores
 
 __all__ = ["GridScores", "PairScores", "rounded"]
 
@@ -37,67 +38,16 @@ def rounded(value: float, digits: int = 4) -> float:
     return round(float(value), digits)
 
 
-@dataclass
-class PairScores:
-    """RMSE, bias (estimate minus reference) and Pearson r of pairs, accumulated batch by batch.
+class PairScores(RunningScores):
+    """:class:`~soilfuse.validate.RunningScores` reported as the twin's rounded figures.
 
-    Pairs with a NaN on either side are left out. The centred sums of the batches are
-    merged with the pairwise update of Chan, Golub & LeVeque (1979).
-
-    Attributes
-    ----------
-    n : int
-        Pairs so far.
-    sum_d, sum_d2 : float
-        Sum of the differences and of their squares (units of the data, squared).
-    mean_est, mean_ref : float
-        Means of the estimates and of the references.
-    s_est, s_ref, s_cross : float
-        Sums of squared deviations from those means, and of their products.
+    ``add(reference, estimate)``; the bias is the estimate minus the reference.
     """
-
-    n: int = 0
-    sum_d: float = 0.0
-    sum_d2: float = 0.0
-    mean_est: float = 0.0
-    mean_ref: float = 0.0
-    s_est: float = 0.0
-    s_ref: float = 0.0
-    s_cross: float = 0.0
-
-    def add(self, est: Any, ref: Any) -> PairScores:
-        """Add the pairs ``(est, ref)`` (array-likes of one shape); return ``self``."""
-        a = np.asarray(est, dtype="float64").ravel()
-        b = np.asarray(ref, dtype="float64").ravel()
-        ok = np.isfinite(a) & np.isfinite(b)
-        a, b = a[ok], b[ok]
-        m = a.size
-        if m == 0:
-            return self
-        d = a - b
-        mean_a, mean_b = np.mean(a), np.mean(b)
-        dev_a, dev_b = a - mean_a, b - mean_b
-        n = self.n + m
-        shift_a, shift_b = mean_a - self.mean_est, mean_b - self.mean_ref
-        weight = self.n * m / n
-        self.s_est += float(dev_a @ dev_a) + shift_a**2 * weight
-        self.s_ref += float(dev_b @ dev_b) + shift_b**2 * weight
-        self.s_cross += float(dev_a @ dev_b) + shift_a * shift_b * weight
-        self.mean_est += shift_a * m / n
-        self.mean_ref += shift_b * m / n
-        self.sum_d += float(np.sum(d))
-        self.sum_d2 += float(np.sum(d**2))
-        self.n = n
-        return self
 
     def result(self) -> dict[str, float]:
         """``rmse``, ``bias``, ``r`` (rounded; NaN with fewer than 3 pairs) and ``n``."""
-        if self.n < 3:
-            return {"rmse": float("nan"), "bias": float("nan"), "r": float("nan"), "n": self.n}
-        spread = self.s_est > 0 and self.s_ref > 0
-        r = self.s_cross / np.sqrt(self.s_est * self.s_ref) if spread else float("nan")
-        return {"rmse": rounded(np.sqrt(self.sum_d2 / self.n)), "bias": rounded(self.sum_d / self.n),
-                "r": rounded(r), "n": self.n}
+        s = self.scores(min_n=3)
+        return {"rmse": rounded(s["RMSE"]), "bias": rounded(s["bias"]), "r": rounded(s["R"]), "n": self.n}
 
 
 class GridScores:
@@ -128,10 +78,10 @@ class GridScores:
             pairs += [(f"{var}_{label}", rea[var].values[:, i], ref[var].values[:, i])
                       for i, label in enumerate(rea["layer"].values)]
         for name, est, truth in pairs:
-            self.reanalysis.setdefault(name, PairScores()).add(est, truth)
+            self.reanalysis.setdefault(name, PairScores()).add(truth, est)
 
     def _add_cci(self, cci: xr.Dataset, ref: xr.Dataset) -> None:
-        self.cci.add(cci["sm"].values, ref["sm"].values)
+        self.cci.add(ref["sm"].values, cci["sm"].values)
         land = np.isfinite(ref["sm"].values)
         flag = cci["flag"].values
         valid = np.isfinite(cci["sm"].values)
@@ -142,7 +92,7 @@ class GridScores:
             self.counts[f"cci_flag_{bit}"] += int((((flag & bit) > 0) & land).sum())
 
     def _add_smap(self, smap: xr.Dataset, ref: xr.Dataset) -> None:
-        self.smap.add(smap["sm"].values, ref["sm"].values)
+        self.smap.add(ref["sm"].values, smap["sm"].values)
         land = np.isfinite(ref["sm"].values)
         valid = np.isfinite(smap["sm"].values) & land
         frozen = ref["frozen_fraction"].values >= 0.2

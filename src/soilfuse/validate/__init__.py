@@ -11,6 +11,8 @@ Metrics (:mod:`~soilfuse.validate.metrics`)
     :func:`metrics_table` scores a long table pooled or per group with QA4SM column
     names (``R``, ``p_R``, ``rho``, ``BIAS``, ``RMSD``, ``urmsd``, ``mse``...);
     :func:`pooled_and_median` puts pooled and median-of-stations scores side by side.
+    :class:`RunningScores` (:mod:`~soilfuse.validate.running`) pools R, RMSE, ubRMSE
+    and bias over batches, for fields too large to score in one pass.
 
 Cross-validation (:mod:`~soilfuse.validate.splitters`)
     scikit-learn splitters that hold out blocks, years or stations:
@@ -78,6 +80,7 @@ from soilfuse.validate.metrics import (
     ubrmse_ci,
 )
 from soilfuse.validate.partial import partial_correlation, partial_correlation_map
+from soilfuse.validate.running import RunningScores
 from soilfuse.validate.splitters import (
     KSStratifiedSplit,
     RepeatedHoldOut,
@@ -105,6 +108,7 @@ __all__ = [
     "SEASONS",
     "KSStratifiedSplit",
     "RepeatedHoldOut",
+    "RunningScores",
     "SpatialBlockKFold",
     "StationTables",
     "StationToStationSplit",
